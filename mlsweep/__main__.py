@@ -1,0 +1,44 @@
+"""`python -m mlsweep [overrides] [-m]`: one cell, or a sweep with -m.
+
+Before Hydra runs, config-group choices on the command line are checked
+against conf/ so that a typo fails with a did-you-mean and the options.
+"""
+from __future__ import annotations
+
+import difflib
+import sys
+
+from mlsweep import CONF_DIR
+
+GROUPS = ("model", "pruner", "calib", "sparsity", "eval", "logger", "experiment")
+
+
+def check_group_choices(argv: list[str]) -> None:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    args = [a for a in argv if not a.startswith("-") and "=" in a]
+    if any(a.startswith("hydra.searchpath") for a in args):
+        return  # extra config folders: Hydra itself reports unknown options
+    for ov in OverridesParser.create().parse_overrides(args):
+        key = ov.get_key_element().lstrip("+~")
+        if key not in GROUPS or ov.value() is None:
+            continue
+        values = list(ov.sweep_string_iterator()) if ov.is_sweep_override() else [ov.get_value_element_as_str()]
+        options = sorted(p.stem for p in (CONF_DIR / key).glob("*.yaml"))
+        for v in values:
+            if v not in options:
+                close = difflib.get_close_matches(v, options, n=3)
+                hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+                sys.exit(f"error: {key}={v!r} is not an option of config group '{key}'.{hint} "
+                         f"Available: {', '.join(options)}")
+
+
+def main() -> None:
+    check_group_choices(sys.argv[1:])
+    from mlsweep.app import main as hydra_main
+
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""The grid cell: load -> calibrate -> prune -> check sparsity -> evaluate -> write the row.
+
+`run_cell` is the only function that reads the config; everything it calls
+takes plain values. Whatever happens, the cell ends by writing result.json
+atomically: status `done` with the metrics, or `failed` with the error (and
+the traceback beside it in error.txt).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import resource
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from mlsweep.data.calibration import build_calibration, doc_hash
+from mlsweep.data.mixes import sample_counts
+from mlsweep.data.sources import get_source
+from mlsweep.evaluate.perplexity import join_documents, perplexity
+from mlsweep.modeling import load_model, resolve_device
+from mlsweep.progress import Progress
+from mlsweep.prune import prune_model
+from mlsweep.prune.registry import get_pruner
+from mlsweep.results import RESULT_FILE, atomic_write_json, provenance
+from mlsweep.validate import pruner_params, validate
+
+
+def cell_axes(cfg: DictConfig) -> dict[str, Any]:
+    """The grid coordinates of a cell; axes a pruner ignores are '-' (dense: no calib, no sparsity)."""
+    spec = get_pruner(cfg.pruner.name)
+    calibrated = spec.needs_calibration
+    return {
+        "experiment": cfg.name,
+        "model": cfg.model.name,
+        "pruner": cfg.pruner.name,
+        "pruner_params": json.dumps(pruner_params(cfg), sort_keys=True),
+        "calib": cfg.calib.name if calibrated else "-",
+        "calib_languages": ",".join(cfg.calib.languages) if calibrated else "-",
+        "calib_source": cfg.calib.source.name if calibrated else "-",
+        "nsamples": cfg.calib.nsamples if calibrated else 0,
+        "calib_seed": cfg.calib.seed if calibrated else -1,
+        "sparsity_target": float(cfg.sparsity.target) if spec.prunes else 0.0,
+        "sparsity_pattern": cfg.sparsity.pattern if spec.prunes else "-",
+        "eval_suite": cfg.eval.name,
+        "seed": cfg.seed,
+    }
+
+
+def cell_id(cfg: DictConfig) -> str:
+    """Hash of what determines the cell's numbers: axes, model, calibration and eval settings."""
+    spec = get_pruner(cfg.pruner.name)
+    ident = {"axes": cell_axes(cfg), "model": OmegaConf.to_container(cfg.model, resolve=True),
+             "eval": OmegaConf.to_container(cfg.eval, resolve=True)}
+    if spec.needs_calibration:
+        ident["calib"] = OmegaConf.to_container(cfg.calib, resolve=True)
+    ident["axes"].pop("experiment")
+    return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _peak_memory() -> dict[str, float]:
+    out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if torch.cuda.is_available():
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def run_cell(cfg: DictConfig, out_dir: Path, label: str = "cell") -> dict[str, Any]:
+    """Run one cell and write its row; never raises for a cell-level failure."""
+    out_dir = Path(out_dir)
+    progress = Progress(label)
+    row: dict[str, Any] = {"cell_id": None, "status": "running", "error": None}
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    try:
+        row.update(cell_axes(cfg))
+        row["cell_id"] = cell_id(cfg)
+        with progress.stage("validate"):
+            validate(cfg)
+        row.update(_execute(cfg, progress))
+        row["status"] = "done"
+    except Exception as e:  # the row records it; the sweep goes on
+        row["status"] = "failed"
+        row["error"] = f"{type(e).__name__}: {e}"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+        progress.line("FAILED", row["error"])
+    row.update({f"time/{k}_s": round(v, 3) for k, v in progress.seconds.items()})
+    row["time/total_s"] = round(time.perf_counter() - progress.start, 3)
+    row.update(_peak_memory())
+    row.update(provenance())
+    row.update({"started_at": started, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "config": OmegaConf.to_container(cfg, resolve=False)})
+    atomic_write_json(out_dir / RESULT_FILE, row)
+    progress.line(row["status"], str(out_dir / RESULT_FILE))
+    return row
+
+
+def _execute(cfg: DictConfig, progress: Progress) -> dict[str, Any]:
+    if cfg.runtime.threads > 0:
+        torch.set_num_threads(cfg.runtime.threads)
+    torch.manual_seed(cfg.seed)
+    spec = get_pruner(cfg.pruner.name)
+    m = cfg.model
+    out: dict[str, Any] = {}
+    with progress.stage("load"):
+        device = resolve_device(m.device)
+        model, tokenizer = load_model(m.path, m.dtype, device, m.trust_remote_code, m.revision, m.attn_implementation)
+    calib_hashes: set[str] = set()
+    calib_ids, calib_langs = None, None
+    if spec.needs_calibration:
+        with progress.stage("calib"):
+            c = cfg.calib
+            counts = sample_counts(c.mix, c.nsamples, list(c.languages))
+            source = get_source(c.source.name, c.source.path)
+            docs = {lang: source.documents(lang, c.split) for lang in counts}
+            calib = build_calibration(tokenizer, docs, counts, c.seqlen or m.seqlen, c.seed)
+            calib_ids, calib_langs, calib_hashes = calib.input_ids, calib.languages, calib.doc_hashes
+            out.update({f"calib_count/{lang}": n for lang, n in counts.items()})
+    with progress.stage("prune"):
+        report = prune_model(model, calib_ids, cfg.pruner.name, cfg.sparsity.target if spec.prunes else 0.0,
+                             cfg.sparsity.pattern if spec.prunes else "unstructured", languages=calib_langs,
+                             batch_size=cfg.runtime.calib_batch_size, **pruner_params(cfg))
+    out["sparsity_measured"] = report.overall
+    out["sparsity_per_block"] = report.per_block
+    check_sparsity(report, cfg.sparsity.tolerance, min_d_in(model))
+    with progress.stage("eval"):
+        out.update(_evaluate(cfg, model, tokenizer, calib_hashes))
+    return out
+
+
+def min_d_in(model) -> int:
+    from mlsweep.prune.arch import find_blocks, find_linears
+
+    return min(lin.in_features for block in find_blocks(model) for lin in find_linears(block).values())
+
+
+def check_sparsity(report, tolerance: float, d_in: int) -> None:
+    """Fail before evaluation when the pruned model is not at its target sparsity.
+
+    Per-row pruning removes int(d_in * s) weights a row, so a narrow layer can
+    miss s by up to 1/d_in; that granularity is added to the tolerance.
+    """
+    allowed = tolerance + (1.0 / d_in if report.target > 0 else 0.0)
+    if abs(report.overall - report.target) > allowed:
+        raise RuntimeError(f"measured sparsity {report.overall:.4f} misses sparsity.target={report.target} "
+                           f"by more than {allowed:.4f} (sparsity.tolerance={tolerance} + 1/d_in)")
+
+
+def _evaluate(cfg: DictConfig, model, tokenizer, calib_hashes: set[str]) -> dict[str, Any]:
+    e = cfg.eval
+    source = get_source(e.source.name, e.source.path)
+    seqlen = e.seqlen or cfg.model.seqlen
+    out: dict[str, Any] = {}
+    for lang in e.languages:
+        docs = source.documents(lang, e.split)
+        overlap = calib_hashes & {doc_hash(d) for d in docs}
+        if overlap:
+            raise RuntimeError(f"eval.split={e.split!r} ({lang}) shares {len(overlap)} documents with the "
+                               "calibration text; evaluation text must be held out")
+        ids = torch.tensor(tokenizer(join_documents(docs), add_special_tokens=False)["input_ids"])
+        res = perplexity(model, ids, seqlen, e.batch_size, e.max_windows)
+        out[f"ppl/{lang}"] = res.ppl
+        out[f"eval_tokens/{lang}"] = res.tokens
+        out[f"eval_windows/{lang}"] = res.windows
+    return out

@@ -1,0 +1,1 @@
+"""Text sources per language and the calibration sets built from them."""

@@ -1,0 +1,64 @@
+"""Building the calibration set: language-tagged windows of `seqlen` token ids.
+
+Sampling follows the reference loaders (METHODS.md section 1.6): random
+documents are concatenated (EOS between them) until the text is longer than
+seqlen, then a random window of seqlen tokens is cut. Each language has its
+own generator seeded with (seed, language), so adding a language to a mix
+does not change the samples drawn for the others.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class CalibrationSet:
+    input_ids: torch.Tensor  # (nsamples, seqlen)
+    languages: list[str]  # one tag per row
+    doc_hashes: set[str]  # sha1 of every document a window touched
+
+
+def doc_hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def sample_windows(docs: list[str], encode, eos_id: int, n: int, seqlen: int,
+                   rng: random.Random) -> tuple[list[list[int]], set[str]]:
+    """n windows of seqlen ids from randomly drawn, concatenated documents."""
+    cache: dict[int, list[int]] = {}
+    windows, used = [], set()
+    for _ in range(n):
+        ids: list[int] = []
+        while len(ids) <= seqlen:
+            j = rng.randrange(len(docs))
+            if j not in cache:
+                cache[j] = encode(docs[j]) + [eos_id]
+            ids.extend(cache[j])
+            used.add(j)
+        start = rng.randint(0, len(ids) - seqlen - 1)
+        windows.append(ids[start:start + seqlen])
+    return windows, {doc_hash(docs[j]) for j in used}
+
+
+def build_calibration(tokenizer, documents_by_lang: dict[str, list[str]], counts: dict[str, int],
+                      seqlen: int, seed: int) -> CalibrationSet:
+    """Windows for each language in `counts`, rows grouped by language."""
+    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
+    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+    rows, langs, hashes = [], [], set()
+    for lang, n in counts.items():
+        if n == 0:
+            continue
+        docs = documents_by_lang[lang]
+        if not docs:
+            raise ValueError(f"calib.languages: no documents for language {lang!r}")
+        rng = random.Random(f"{seed}/{lang}")
+        win, used = sample_windows(docs, encode, eos, n, seqlen, rng)
+        rows += win
+        langs += [lang] * n
+        hashes |= used
+    return CalibrationSet(torch.tensor(rows, dtype=torch.long), langs, hashes)

@@ -1,0 +1,91 @@
+"""Text-source registry: where per-language documents come from.
+
+A source answers `languages()` and `documents(lang, split)`. `local` reads a
+folder laid out as `<root>/<lang>/<split>.jsonl` (one {"text": ...} per line)
+or `<root>/<lang>/<split>.txt` (one document per line); `testbed` is the same
+reader on the corpus shipped with the package. Hub sources (mC4, CC-100,
+FLORES, XL-Sum) join this registry with the same two methods.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Optional, Protocol
+
+from mlsweep import PACKAGE_DIR
+
+TESTBED_TEXT = PACKAGE_DIR / "testbed" / "data" / "text"
+
+
+class TextSource(Protocol):
+    name: str
+
+    def languages(self) -> list[str]: ...
+
+    def documents(self, lang: str, split: str) -> list[str]: ...
+
+
+class FolderSource:
+    """Documents from `<root>/<lang>/<split>.{jsonl,txt}`."""
+
+    def __init__(self, root: Path, name: str = "local"):
+        self.root = Path(root)
+        self.name = name
+        if not self.root.is_dir():
+            raise ValueError(f"source.path={str(self.root)!r}: folder does not exist")
+
+    def languages(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir())
+
+    def documents(self, lang: str, split: str) -> list[str]:
+        return list(_read_docs(self.root, lang, split))
+
+
+@lru_cache(maxsize=64)
+def _read_docs(root: Path, lang: str, split: str) -> tuple[str, ...]:
+    folder = root / lang
+    for suffix in (".jsonl", ".txt"):
+        path = folder / f"{split}{suffix}"
+        if path.exists():
+            lines = path.read_text(encoding="utf-8").splitlines()
+            if suffix == ".jsonl":
+                return tuple(json.loads(line)["text"] for line in lines if line.strip())
+            return tuple(line for line in lines if line.strip())
+    have = sorted(p.stem for p in folder.glob("*")) if folder.is_dir() else []
+    raise ValueError(f"split={split!r} not found for language {lang!r} under {folder}; available: {have}")
+
+
+def _testbed(_path: Optional[str]) -> TextSource:
+    return FolderSource(TESTBED_TEXT, name="testbed")
+
+
+def _local(path: Optional[str]) -> TextSource:
+    if not path:
+        raise ValueError("source.path: the 'local' source needs a folder path")
+    return FolderSource(Path(path).expanduser(), name="local")
+
+
+SOURCES: dict[str, Callable[[Optional[str]], TextSource]] = {"testbed": _testbed, "local": _local}
+
+
+def get_source(name: str, path: Optional[str] = None) -> TextSource:
+    if name not in SOURCES:
+        close = difflib.get_close_matches(name, list(SOURCES), n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"source.name={name!r} is unknown.{hint} Available: {', '.join(sorted(SOURCES))}")
+    return SOURCES[name](path)
+
+
+def check_languages(field: str, langs: list[str], source: TextSource) -> None:
+    """Fail naming the field and the closest known codes for any unknown language."""
+    known = source.languages()
+    if not langs:
+        raise ValueError(f"{field}: empty; choose from {known}")
+    for lang in langs:
+        if lang not in known:
+            close = difflib.get_close_matches(lang, known, n=3)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise ValueError(f"{field}: language {lang!r} is unknown to source {source.name!r}.{hint} "
+                             f"Known: {', '.join(known)}")

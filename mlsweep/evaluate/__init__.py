@@ -1,0 +1,1 @@
+"""Evaluation of a (pruned) model: per-language perplexity here; downstream tasks join."""

@@ -1,0 +1,64 @@
+"""Loading a causal LM and its tokenizer with transformers, and what we need to know before.
+
+`check_model` reads only the model's config (no weights) so that bad input
+fails before anything expensive: a missing local folder, or a seqlen longer
+than the model's context.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "seq_length", "max_sequence_length")
+
+
+def _looks_local(path: str) -> bool:
+    return path.startswith(("/", "./", "../", "~")) or os.sep in path and Path(path).exists()
+
+
+def load_config(path: str, trust_remote_code: bool = False, revision: Optional[str] = None):
+    from transformers import AutoConfig
+
+    if _looks_local(path) and not Path(path).expanduser().is_dir():
+        raise ValueError(f"model.path={path!r}: local folder does not exist")
+    try:
+        return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, revision=revision)
+    except OSError as e:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        how = (" The hub is offline (HF_HUB_OFFLINE=1): download it first with "
+               f"`huggingface-cli download {path}` on a machine with network.") if offline else ""
+        raise ValueError(f"model.path={path!r}: cannot load its config ({e.__class__.__name__}).{how}") from e
+
+
+def context_length(config) -> Optional[int]:
+    for key in _CONTEXT_KEYS:
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None  # ALiBi models (BLOOM) have no fixed context
+
+
+def resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(spec)
+
+
+def load_model(path: str, dtype: str, device: torch.device, trust_remote_code: bool = False,
+               revision: Optional[str] = None, attn_implementation: Optional[str] = None):
+    """(model in eval mode on `device`, tokenizer)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one progress line per stage is ours to print
+
+    kwargs = {"dtype": DTYPES[dtype], "trust_remote_code": trust_remote_code, "revision": revision}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs).to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, revision=revision)
+    return model, tokenizer

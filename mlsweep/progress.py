@@ -1,0 +1,25 @@
+"""One printed line per cell stage: which cell, which stage, how long."""
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+
+class Progress:
+    def __init__(self, label: str):
+        self.label = label
+        self.start = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def line(self, stage: str, detail: str = "") -> None:
+        elapsed = time.perf_counter() - self.start
+        print(f"[{self.label}] {stage:<8} {elapsed:7.1f}s {detail}".rstrip(), file=sys.stderr, flush=True)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        tic = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - tic
+        self.line(name, f"({self.seconds[name]:.1f}s)")

@@ -1,0 +1,109 @@
+"""Pruning API usable without Hydra.
+
+    report = prune_model(model, calibration, "wanda", 0.5)
+
+`calibration` is a LongTensor of token ids shaped (n, seqlen), or a list of
+such rows; `languages` optionally tags each row with its language (language-
+aware pruners and statistics use it). The model is pruned in place.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+from torch import nn
+
+from mlsweep.prune.arch import find_blocks, find_linears
+from mlsweep.prune.loop import prune_blocks
+from mlsweep.prune.masks import SparsityTarget, make_target
+from mlsweep.prune.registry import PrunerSpec, get_pruner
+
+
+@dataclass
+class PruneReport:
+    method: str
+    target: float
+    pattern: str
+    overall: float  # zeros / weights over every linear of every block
+    per_block: list[float]
+    per_linear: dict[str, float]  # "<block index>.<name in block>" -> sparsity
+    seconds_per_block: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def measure_sparsity(model: nn.Module) -> tuple[float, list[float], dict[str, float]]:
+    """Fraction of exact zeros per linear, per block and over all block linears."""
+    per_linear: dict[str, float] = OrderedDict()
+    per_block, zeros_all, total_all = [], 0, 0
+    for i, block in enumerate(find_blocks(model)):
+        zeros_b, total_b = 0, 0
+        for name, lin in find_linears(block).items():
+            z, n = int((lin.weight == 0).sum()), lin.weight.numel()
+            per_linear[f"{i}.{name}"] = z / n
+            zeros_b, total_b = zeros_b + z, total_b + n
+        per_block.append(zeros_b / total_b)
+        zeros_all, total_all = zeros_all + zeros_b, total_all + total_b
+    return zeros_all / total_all, per_block, per_linear
+
+
+def _as_rows(calibration: Any) -> torch.Tensor:
+    if isinstance(calibration, torch.Tensor):
+        rows = calibration
+    else:
+        rows = list(calibration)
+        lengths = {len(r) for r in rows}
+        if len(lengths) > 1:
+            raise ValueError(f"calibration: rows must all have the same length, got lengths {sorted(lengths)}")
+        rows = torch.stack([torch.as_tensor(r) for r in rows]) if rows else torch.empty(0, 0)
+    if rows.dim() != 2:
+        raise ValueError(f"calibration: expected token ids shaped (n, seqlen), got shape {tuple(rows.shape)}")
+    return rows.long()
+
+
+def _batches(rows: torch.Tensor, languages: Optional[Sequence[str]], batch_size: int):
+    """Language-homogeneous batches, so per-language statistics see one language per batch."""
+    langs = list(languages) if languages is not None else [None] * len(rows)
+    if len(langs) != len(rows):
+        raise ValueError(f"languages: {len(langs)} tags for {len(rows)} calibration rows")
+    out = []
+    for lang in dict.fromkeys(langs):
+        idx = [i for i, l in enumerate(langs) if l == lang]
+        for s in range(0, len(idx), batch_size):
+            out.append((rows[idx[s:s + batch_size]], lang))
+    return out
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def prune_model(model: nn.Module, calibration: Any, method: str, sparsity: float,
+                pattern: str = "unstructured", *, languages: Optional[Sequence[str]] = None,
+                batch_size: int = 8, on_block: Callable[[int, float], None] | None = None,
+                **params: Any) -> PruneReport:
+    """Prune `model` in place with `method` at `sparsity`; see the module docstring."""
+    spec: PrunerSpec = get_pruner(method)
+    target: SparsityTarget = make_target(sparsity, pattern)
+    method_params = spec.check_params(params)
+    rows = _as_rows(calibration) if calibration is not None else torch.empty(0, 0, dtype=torch.long)
+    if spec.needs_calibration and rows.shape[0] == 0:
+        raise ValueError(f"calibration: pruner {method!r} needs calibration data, got an empty set")
+    if batch_size <= 0:
+        raise ValueError(f"batch_size={batch_size}: must be a positive integer")
+    n_blocks = len(find_blocks(model))
+    targets = [target] * n_blocks
+    if not spec.prunes:
+        targets = [SparsityTarget(0.0)] * n_blocks
+    batches = _batches(rows, languages, batch_size) if spec.needs_calibration else []
+    was_training = model.training
+    model.eval()
+    try:
+        seconds = prune_blocks(model, spec, targets, method_params, batches, _model_device(model), on_block)
+    finally:
+        model.train(was_training)
+    overall, per_block, per_linear = measure_sparsity(model)
+    return PruneReport(method, targets[0].sparsity, target.pattern, overall, per_block, per_linear, seconds)

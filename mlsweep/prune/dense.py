@@ -1,0 +1,12 @@
+"""The dense baseline: the unpruned model, evaluated like every other cell."""
+import torch
+
+from mlsweep.prune.registry import PrunerSpec
+
+
+def prune(weight: torch.Tensor, stats, target, params) -> torch.Tensor:
+    return weight
+
+
+SPEC = PrunerSpec(name="dense", summary="no pruning (baseline)", prune=prune,
+                  needs_calibration=False, prunes=False)

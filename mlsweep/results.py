@@ -1,0 +1,112 @@
+"""The result row: one flat, self-describing record per cell, written atomically.
+
+Provenance (versions, git sha) is gathered here so every number in a table
+can be traced to the code and config that produced it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from mlsweep import PACKAGE_DIR, __version__
+
+RESULT_FILE = "result.json"
+
+# The documented row (README "Result schema"); a test holds every cell to it.
+ROW_SCHEMA: dict[str, str] = {
+    "cell_id": "hash of what determines the cell's numbers (axes, model, calibration and eval settings)",
+    "status": "done | failed (running rows are never written)",
+    "error": "exception type and message when failed, else null (traceback in error.txt)",
+    "experiment": "experiment name (first folder under outputs/)",
+    "model": "model option name",
+    "pruner": "pruner option name",
+    "pruner_params": "JSON of the pruner's parameters",
+    "calib": "calibration mix name; '-' for pruners that use no data",
+    "calib_languages": "comma-separated calibration languages; '-' if none",
+    "calib_source": "text source of the calibration set; '-' if none",
+    "nsamples": "calibration windows (0 if none)",
+    "calib_seed": "seed of the calibration sampling (-1 if none)",
+    "sparsity_target": "target fraction of zeros in block linears (0 for dense)",
+    "sparsity_pattern": "unstructured | N:M ('-' for dense)",
+    "eval_suite": "eval option name",
+    "seed": "global seed",
+    "calib_count/<lang>": "calibration windows drawn per language",
+    "sparsity_measured": "zeros / weights over every linear of every decoder block",
+    "sparsity_per_block": "list, measured sparsity of each block",
+    "ppl/<lang>": "perplexity on the eval split (non-overlapping seqlen windows)",
+    "eval_tokens/<lang>": "tokens scored for ppl/<lang>",
+    "eval_windows/<lang>": "windows scored for ppl/<lang>",
+    "time/<stage>_s": "seconds per stage: validate, load, calib, prune, eval; and total",
+    "peak_rss_mb": "peak resident memory of the process so far (MB)",
+    "peak_gpu_mb": "peak CUDA memory allocated (MB), only with a GPU",
+    "git_sha": "HEAD of the mlsweep checkout that ran the cell",
+    "git_dirty": "true if tracked files had uncommitted changes",
+    "host": "machine name",
+    "version/<package>": "versions of mlsweep, python, torch, transformers, ...",
+    "started_at": "UTC start time",
+    "finished_at": "UTC end time",
+    "config": "the cell's full config (nested; interpolations unresolved)",
+}
+_PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "hydra-core", "omegaconf", "lm_eval",
+             "wandb", "submitit", "pandas", "numpy")
+
+
+def versions() -> dict[str, str]:
+    out = {"mlsweep": __version__, "python": platform.python_version()}
+    for pkg in _PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "absent"
+    return out
+
+
+def git_state() -> dict[str, Any]:
+    """HEAD sha and whether the work tree had uncommitted changes."""
+    root = PACKAGE_DIR.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+
+    try:
+        return {"git_sha": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.SubprocessError):
+        return {"git_sha": "unknown", "git_dirty": None}
+
+
+def provenance() -> dict[str, Any]:
+    return {**git_state(), "host": socket.gethostname(),
+            **{f"version/{k}": v for k, v in versions().items()}}
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over `path`.
+
+    A reader (or a re-launched sweep) therefore sees either the old row or the
+    new one, never a half-written file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, indent=1, sort_keys=False, ensure_ascii=False, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_row(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))

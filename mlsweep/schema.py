@@ -1,0 +1,122 @@
+"""Typed schemas of the config tree, registered in Hydra's ConfigStore.
+
+Types are checked by OmegaConf when a config is composed (a string where a
+float belongs fails there); value ranges and cross-field rules are checked by
+`mlsweep.validate`, which the sweeper runs on every cell before any is launched.
+
+Each pruner's schema is generated from its registry entry (`name` plus the
+fields of the pruner's own `Params` dataclass), so adding a pruner never means
+editing this file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, make_dataclass
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, OmegaConf
+
+from mlsweep import PACKAGE_DIR
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING  # short name used in folders, tables and W&B
+    path: str = MISSING  # hub id or local folder for from_pretrained
+    dtype: str = "float32"  # float32 | float16 | bfloat16
+    device: str = "auto"  # auto (cuda when present) | cpu | cuda | cuda:N
+    seqlen: int = 2048  # tokens per calibration / perplexity window
+    trust_remote_code: bool = False
+    revision: Optional[str] = None
+    family: str = ""  # key of the training-language shares (proportional mixes)
+    attn_implementation: Optional[str] = None  # e.g. eager (3-4x faster than sdpa for tiny CPU models)
+
+
+@dataclass
+class SourceConfig:
+    name: str = "testbed"  # text-source registry key (mlsweep.data.sources)
+    path: Optional[str] = None  # folder for the `local` source
+
+
+@dataclass
+class CalibConfig:
+    name: str = MISSING  # label of the mix in folders and tables ("de", "uniform")
+    mix: str = "uniform"  # how nsamples is split over `languages`
+    languages: List[str] = field(default_factory=list)
+    source: SourceConfig = field(default_factory=SourceConfig)
+    split: str = "calib"
+    nsamples: int = 64
+    seqlen: Optional[int] = None  # None: the model's seqlen
+    seed: int = 0
+
+
+@dataclass
+class SparsityConfig:
+    target: float = 0.5  # fraction of weights zeroed in every pruned linear
+    pattern: str = "unstructured"  # unstructured | N:M (e.g. 2:4)
+    tolerance: float = 0.01  # allowed |measured - target| before eval starts
+
+
+@dataclass
+class EvalConfig:
+    name: str = MISSING  # suite name in folders and tables
+    source: SourceConfig = field(default_factory=SourceConfig)
+    split: str = "test"
+    languages: List[str] = field(default_factory=list)
+    seqlen: Optional[int] = None  # None: the model's seqlen
+    batch_size: int = 8
+    max_windows: Optional[int] = None  # cap per language; None: whole split
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "none"
+
+
+@dataclass
+class RuntimeConfig:
+    threads: int = 0  # torch threads for this cell; 0: all cores of the job
+    calib_batch_size: int = 8  # calibration samples per forward in the layer loop
+
+
+@dataclass
+class PrunerConfig:
+    name: str = MISSING
+
+
+@dataclass
+class MlsweepConfig:
+    name: str = "default"  # experiment name: first folder under outputs/
+    seed: int = 0
+    model: ModelConfig = MISSING
+    pruner: Any = MISSING  # one of the generated pruner schemas
+    calib: CalibConfig = MISSING
+    sparsity: SparsityConfig = MISSING
+    eval: EvalConfig = MISSING
+    logger: LoggerConfig = MISSING
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    report: Dict[str, Any] = field(default_factory=dict)  # table spec of the experiment
+
+
+def pruner_schema(name: str, params_cls: Optional[type]) -> type:
+    """A dataclass with `name` plus the pruner's own parameter fields."""
+    extra = []
+    if params_cls is not None:
+        for f in fields(params_cls):
+            extra.append((f.name, f.type, field(default=f.default)))
+    return make_dataclass(f"{name.title()}PrunerConfig", [("name", str, field(default=name))] + extra,
+                          bases=(PrunerConfig,))
+
+
+def register_configs() -> None:
+    """Store the schemas; YAML files extend them via `/schema/<group>/<name>`."""
+    from mlsweep.prune.registry import all_pruners
+
+    OmegaConf.register_new_resolver("mlsweep_path", lambda rel: str(PACKAGE_DIR / rel), replace=True)
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=MlsweepConfig)
+    for group, node in [("model", ModelConfig), ("calib", CalibConfig), ("sparsity", SparsityConfig),
+                        ("eval", EvalConfig), ("logger", LoggerConfig)]:
+        cs.store(group=f"schema/{group}", name="base", node=node)
+    for spec in all_pruners():
+        cs.store(group="schema/pruner", name=spec.name, node=pruner_schema(spec.name, spec.params))

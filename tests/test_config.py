@@ -1,0 +1,77 @@
+"""Config tree: every option of every group composes; bad input is rejected early, naming the field."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+import mlsweep.app  # noqa: F401  (registers the schemas)
+from mlsweep import CONF_DIR
+from mlsweep.cell import run_cell
+from mlsweep.prune.registry import all_pruners
+
+GROUPS = ["model", "pruner", "calib", "sparsity", "eval", "logger"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def compose_cfg(overrides):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_option_of_every_group_composes(group, option):
+    cfg = compose_cfg([f"{group}={option}"])
+    OmegaConf.to_container(cfg[group], resolve=True, throw_on_missing=True)
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_composes_with_its_sweep_params(experiment):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"+experiment={experiment}"], return_hydra_config=True)
+    assert cfg.name == experiment
+    assert cfg.hydra.sweeper.params, "an experiment file states its grid in hydra.sweeper.params"
+    for key, values in cfg.hydra.sweeper.params.items():
+        for value in str(values).split(","):
+            if key in GROUPS:
+                assert value in options(key), f"{experiment}: {key}={value} is not an option"
+
+
+def test_registry_and_pruner_configs_are_the_same_set():
+    assert {s.name for s in all_pruners()} == set(options("pruner"))
+
+
+def test_a_wrong_type_fails_at_compose_time():
+    with pytest.raises(Exception, match="sparsity.target"):
+        compose_cfg(["sparsity.target=half"])
+
+
+def test_unknown_pruner_on_the_cli_says_did_you_mean():
+    proc = subprocess.run([sys.executable, "-m", "mlsweep", "pruner=wandaa"], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "Did you mean 'wanda'" in proc.stderr and "Available: dense, magnitude, wanda" in proc.stderr
+
+
+@pytest.mark.parametrize("override,field", [
+    ("sparsity.target=1.0", "sparsity.target"),
+    ("sparsity.target=-0.2", "sparsity.target"),
+    ("calib.languages=[xx]", "calib.languages"),
+    ("eval.languages=[aa,zz]", "eval.languages"),
+    ("calib.nsamples=0", "calib.nsamples"),
+    ("model.seqlen=4096", "model.seqlen"),
+    ("model.path=/nonexistent/model", "model.path"),
+    ("calib.split=test", "calib.split"),
+    ("model.dtype=float8", "model.dtype"),
+])
+def test_bad_input_is_rejected_before_weights_are_loaded(tmp_path, tiny_overrides, override, field):
+    cfg = compose_cfg(tiny_overrides + [override])
+    row = run_cell(cfg, tmp_path)
+    assert row["status"] == "failed"
+    assert field in row["error"], row["error"]
+    assert "time/load_s" not in row, "the model must not be loaded for a config error"
+    assert (tmp_path / "result.json").exists()

@@ -1,0 +1,62 @@
+"""A real local multirun through Hydra's basic launcher and the mlsweep sweeper."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from mlsweep.report import load_rows, matrix
+
+pytestmark = pytest.mark.integration
+
+
+def test_sweep_folds_dense_records_a_failed_cell_and_goes_on(tmp_path, tiny_model, text_folder):
+    text = tmp_path / "text"
+    shutil.copytree(text_folder, text)
+    # language bb's test split is its calibration split: cells calibrated on bb must fail at eval
+    shutil.copy(text / "bb" / "calib.jsonl", text / "bb" / "test.jsonl")
+    conf = tmp_path / "conf" / "experiment"
+    conf.mkdir(parents=True)
+    (conf / "tiny.yaml").write_text(f"""# @package _global_
+name: tiny
+model: {{name: tiny, path: {tiny_model}, seqlen: 32, device: cpu}}
+calib: {{source: {{name: local, path: {text}}}, nsamples: 4}}
+eval: {{source: {{name: local, path: {text}}}, languages: [aa, bb, cc], max_windows: 4}}
+hydra:
+  sweeper:
+    params:
+      pruner: dense,wanda
+      calib.languages: "[aa],[bb]"
+      sparsity.target: 0.5,0.7
+""")
+    sweep_dir = tmp_path / "sweep"
+    proc = subprocess.run([sys.executable, "-m", "mlsweep", f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+                           "+experiment=tiny", f"hydra.sweep.dir={sweep_dir}", "-m"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "8 grid points -> 5 cells (3 folded" in proc.stdout + proc.stderr
+    assert "2 of 5 cells failed" in proc.stderr
+    rows = [json.loads(p.read_text()) for p in sweep_dir.rglob("result.json")]
+    status = sorted((r["pruner"], r["calib_languages"], r["sparsity_target"], r["status"]) for r in rows)
+    assert status == [("dense", "-", 0.0, "done"),
+                      ("wanda", "aa", 0.5, "done"), ("wanda", "aa", 0.7, "done"),
+                      ("wanda", "bb", 0.5, "failed"), ("wanda", "bb", 0.7, "failed")]
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert all("calibration text" in r["error"] for r in failed)
+    assert (sweep_dir / "pruner=dense" / "result.json").exists()
+    # progress: one line per stage per cell, naming the cell
+    assert "[cell 2/5 " in proc.stderr and " prune " in proc.stderr
+
+    tables = matrix(load_rows([sweep_dir]))
+    t = tables[("tiny", "wanda", 0.5)]
+    assert list(t.columns) == ["aa", "bb", "cc"]
+    assert t.index[0] == "dense"
+    assert (t.loc["calib=en #" + next(r["cell_id"] for r in failed if r["sparsity_target"] == 0.5)] == "failed").all()
+
+    report = subprocess.run([sys.executable, "-m", "mlsweep.report", str(sweep_dir)], capture_output=True,
+                            text=True, timeout=120)
+    assert report.returncode == 0, report.stderr
+    assert "5 cells: 3 done, 2 failed" in report.stdout
+    assert (sweep_dir / "report" / "results.csv").exists()
+    assert (sweep_dir / "report" / "ppl_tiny_wanda_s0.5.md").exists()
