@@ -115,7 +115,7 @@ def _execute(cfg: DictConfig, progress: Progress) -> dict[str, Any]:
     if spec.needs_calibration:
         with progress.stage("calib"):
             c = cfg.calib
-            counts = sample_counts(c.mix, c.nsamples, list(c.languages))
+            counts = sample_counts(c.mix, c.nsamples, list(c.languages), m.family)
             source = get_source(c.source.name, c.source.path)
             docs = {lang: source.documents(lang, c.split) for lang in counts}
             calib = build_calibration(tokenizer, docs, counts, c.seqlen or m.seqlen, c.seed)

@@ -3,8 +3,8 @@
 Collects every result.json under the folders into one DataFrame (one row per
 cell; nested config dropped, list columns kept as JSON text) and prints the
 Kurz et al. matrix for each (model, pruner, sparsity): rows = calibration
-language, columns = evaluation language, cells = the metric, with the dense
-row on top. Failed cells appear as 'failed', never silently dropped. Tables
+language, columns = evaluation language, cells = the metric (mean over
+calibration seeds; the sd goes to <table>_sd.csv), with the dense row on top. Failed cells appear as 'failed', never silently dropped. Tables
 are also written as CSV and Markdown into <folder>/report/.
 """
 from __future__ import annotations
@@ -38,29 +38,45 @@ def metric_languages(df: pd.DataFrame, metric: str) -> list[str]:
     return [c.split("/", 1)[1] for c in df.columns if c.startswith(f"{metric}/")]
 
 
-def _cell_value(row: pd.Series, col: str) -> object:
-    if row.get("status") != "done":
-        return "failed"
-    return row.get(col, math.nan)
+def _row_order(labels: list[str], langs: list[str]) -> list[str]:
+    """Calibration languages in column order (the diagonal reads top-left to bottom-right), then mixes."""
+    return sorted(labels, key=lambda l: (langs.index(l) if l in langs else len(langs), l))
 
 
-def matrix(df: pd.DataFrame, metric: str = "ppl") -> dict[tuple, pd.DataFrame]:
-    """{(model, pruner, sparsity): rows = calib, columns = eval language}, dense row first."""
+def _aggregate(cells: pd.DataFrame, cols: list[str], stat: str) -> list[object]:
+    """Mean (or sd) over the cells of one table row, i.e. over calibration seeds; 'failed' wins."""
+    if (cells["status"] != "done").any():
+        return ["failed"] * len(cols)
+    values = cells.reindex(columns=cols).astype(float)
+    if stat == "mean":
+        return list(values.mean())
+    return list(values.std(ddof=1)) if len(values) > 1 else [math.nan] * len(cols)
+
+
+def matrix(df: pd.DataFrame, metric: str = "ppl", stat: str = "mean") -> dict[tuple, pd.DataFrame]:
+    """{(model, pruner, sparsity): rows = calib, columns = eval language}, dense row first.
+
+    Cells that differ only in calibration seed are one row (mean, or sd with
+    stat='sd'); a row with any failed cell reads 'failed'.
+    """
     langs = metric_languages(df, metric)
     cols = [f"{metric}/{l}" for l in langs]
     out = {}
     dense = df[df["pruner"] == "dense"]
     pruned = df[df["pruner"] != "dense"]
     for (model, pruner, sparsity), group in pruned.groupby(["model", "pruner", "sparsity_target"], sort=True):
-        group = group.sort_values(["calib", "cell_id"])
         table_rows = {}
-        for _, r in dense[dense["model"] == model].iterrows():
-            table_rows["dense"] = [_cell_value(r, c) for c in cols]
-        labels = group["calib"].astype(str)
-        for (_, r), label in zip(group.iterrows(), labels):
-            if (labels == label).sum() > 1:  # never let one cell hide another
-                label = f"{label} #{r['cell_id']}"
-            table_rows[f"calib={label}"] = [_cell_value(r, c) for c in cols]
+        model_dense = dense[dense["model"] == model]
+        if len(model_dense):
+            table_rows["dense"] = _aggregate(model_dense, cols, stat)
+        keys = group.groupby(["calib", "calib_languages"], sort=False).groups
+        names = [c for c, _ in keys]
+        for calib in _row_order(list(dict.fromkeys(names)), langs):
+            for (c, languages), index in keys.items():
+                if c != calib:
+                    continue
+                label = calib if names.count(calib) == 1 else f"{calib} [{languages}]"
+                table_rows[f"calib={label}"] = _aggregate(group.loc[index], cols, stat)
         out[(model, pruner, sparsity)] = pd.DataFrame.from_dict(table_rows, orient="index", columns=langs)
     return out
 
@@ -79,9 +95,12 @@ def write_report(df: pd.DataFrame, out_dir: Path, metric: str = "ppl") -> list[t
     out_dir.mkdir(parents=True, exist_ok=True)
     df.to_csv(out_dir / "results.csv", index=False)
     written = []
-    for (model, pruner, sparsity), table in matrix(df, metric).items():
+    spreads = matrix(df, metric, stat="sd")
+    for key, table in matrix(df, metric).items():
+        model, pruner, sparsity = key
         stem = f"{metric}_{model}_{pruner}_s{sparsity:g}"
         table.to_csv(out_dir / f"{stem}.csv")
+        spreads[key].to_csv(out_dir / f"{stem}_sd.csv")
         title = f"{metric}: model={model} pruner={pruner} sparsity={sparsity:g}"
         (out_dir / f"{stem}.md").write_text(f"### {title}\n\n{to_markdown(table)}\n", encoding="utf-8")
         written.append((title, table))

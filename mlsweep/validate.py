@@ -61,7 +61,7 @@ def _validate(cfg: DictConfig) -> None:
     if spec.needs_calibration:
         calib_source = get_source(cfg.calib.source.name, cfg.calib.source.path)
         check_languages("calib.languages", list(cfg.calib.languages), calib_source)
-        sample_counts(cfg.calib.mix, cfg.calib.nsamples, list(cfg.calib.languages))
+        sample_counts(cfg.calib.mix, cfg.calib.nsamples, list(cfg.calib.languages), cfg.model.family)
         if cfg.calib.source == cfg.eval.source and cfg.calib.split == cfg.eval.split:
             raise ConfigError(f"calib.split={cfg.calib.split!r} equals eval.split: calibration and "
                               "evaluation text must be disjoint; choose another split")

@@ -5,7 +5,7 @@ Counts use largest-remainder rounding so they always sum to nsamples.
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from typing import Callable
 
 
 def largest_remainder(nsamples: int, weights: dict[str, float], minimum: int = 0) -> dict[str, int]:
@@ -31,16 +31,41 @@ def largest_remainder(nsamples: int, weights: dict[str, float], minimum: int = 0
     return counts
 
 
-def uniform(nsamples: int, languages: list[str], weights: Optional[dict[str, float]] = None) -> dict[str, int]:
+def uniform(nsamples: int, languages: list[str], family: str = "") -> dict[str, int]:
+    """The same number of windows per language (remainder to the first listed)."""
     return largest_remainder(nsamples, {l: 1.0 for l in languages})
 
 
-MIXES: dict[str, Callable[..., dict[str, int]]] = {"uniform": uniform}
+def proportional(nsamples: int, languages: list[str], family: str = "") -> dict[str, int]:
+    """MBS (Zeng et al. 2024): counts proportional to the model's training-language shares.
+
+    Shares are renormalised over `languages`; every language gets at least one
+    window (the MBS rule), the rest by largest remainder.
+    """
+    table = training_shares(family)
+    missing = [l for l in languages if l not in table]
+    if missing:
+        raise ValueError(f"calib.languages: no training share recorded for {missing} in model family "
+                         f"{family!r}; known: {', '.join(table)}")
+    return largest_remainder(nsamples, {l: table[l] for l in languages}, minimum=1)
 
 
-def sample_counts(mix: str, nsamples: int, languages: list[str]) -> dict[str, int]:
+MIXES: dict[str, Callable[..., dict[str, int]]] = {"uniform": uniform, "proportional": proportional}
+
+
+def training_shares(family: str) -> dict[str, float]:
+    """Training-language distribution of a model family (model.family)."""
+    from mlsweep.data.shares import SHARES
+
+    if family not in SHARES:
+        raise ValueError(f"model.family={family!r}: no training-language shares recorded; "
+                         f"known families: {', '.join(sorted(SHARES))}")
+    return SHARES[family]
+
+
+def sample_counts(mix: str, nsamples: int, languages: list[str], family: str = "") -> dict[str, int]:
     if mix not in MIXES:
         raise ValueError(f"calib.mix={mix!r} is unknown; available: {', '.join(sorted(MIXES))}")
     if nsamples <= 0:
         raise ValueError(f"calib.nsamples={nsamples}: must be a positive integer")
-    return MIXES[mix](nsamples, languages)
+    return MIXES[mix](nsamples, languages, family)

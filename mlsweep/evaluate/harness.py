@@ -1,0 +1,62 @@
+"""Downstream tasks through lm-evaluation-harness on the in-memory (pruned) model.
+
+Guards against the harness's known traps:
+- no response cache (`use_cache=None`, `cache_requests=False`): its sqlite
+  cache is keyed by request, not by model, and would hand one cell's answers
+  to the next;
+- an explicit integer batch size, never "auto", so a size found for one
+  task or model is never carried to the next;
+- a fresh HFLM wrapper per call, the model put in eval mode on its device
+  and dtype before it is wrapped.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from mlsweep import PACKAGE_DIR
+
+PROJECT_TASKS = PACKAGE_DIR / "evaluate" / "tasks"
+
+
+def task_manager(include_paths: Iterable[str | Path] = ()):
+    from lm_eval.tasks import TaskManager
+
+    paths = [str(PROJECT_TASKS), *map(str, include_paths)]
+    return TaskManager(include_path=paths, include_defaults=True, verbosity="ERROR")
+
+
+def run_tasks(model, tokenizer, tasks: list[str], *, batch_size: int, limit: Optional[float] = None,
+              num_fewshot: int = 0, seed: int = 1234, manager=None) -> dict[str, Any]:
+    """Run lm-eval tasks; returns flat metrics `acc/<task>`, `acc_stderr/<task>`, `n/<task>`."""
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+
+    if not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"eval.batch_size={batch_size!r}: an explicit positive integer is required")
+    model.eval()
+    param = next(model.parameters())
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_batch_size=batch_size,
+              device=str(param.device), dtype=param.dtype)
+    out = lm_eval.simple_evaluate(model=lm, tasks=list(tasks), num_fewshot=num_fewshot, limit=limit,
+                                  use_cache=None, cache_requests=False, log_samples=False,
+                                  task_manager=manager or task_manager(), bootstrap_iters=1000,
+                                  random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
+                                  fewshot_random_seed=seed)
+    return flatten(out)
+
+
+def flatten(out: dict[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    samples = out.get("n-samples", {})
+    for section in ("results", "groups"):
+        for task, metrics in out.get(section, {}).items():
+            for key, value in metrics.items():
+                if "," not in key or not isinstance(value, (int, float)):
+                    continue
+                metric, filt = key.split(",", 1)
+                name = metric if filt == "none" else f"{metric}[{filt}]"
+                flat[f"{name}/{task}"] = value
+            if task in samples:
+                flat[f"n/{task}"] = samples[task].get("effective")
+    return flat
