@@ -47,6 +47,7 @@ def cell_axes(cfg: DictConfig) -> dict[str, Any]:
         "calib_seed": cfg.calib.seed if calibrated else -1,
         "sparsity_target": float(cfg.sparsity.target) if spec.prunes else 0.0,
         "sparsity_pattern": cfg.sparsity.pattern if spec.prunes else "-",
+        "sparsity_allocation": cfg.sparsity.allocation if spec.prunes else "-",
         "eval_suite": cfg.eval.name,
         "seed": cfg.seed,
     }
@@ -57,6 +58,9 @@ def cell_id(cfg: DictConfig) -> str:
     spec = get_pruner(cfg.pruner.name)
     ident = {"axes": cell_axes(cfg), "model": OmegaConf.to_container(cfg.model, resolve=True),
              "eval": OmegaConf.to_container(cfg.eval, resolve=True)}
+    if spec.prunes:
+        ident["sparsity"] = {k: v for k, v in OmegaConf.to_container(cfg.sparsity).items() if k != "tolerance"}
+        ident["engine"] = {k: v for k, v in OmegaConf.to_container(cfg.engine).items() if k != "offload_blocks"}
     if spec.needs_calibration:
         ident["calib"] = OmegaConf.to_container(cfg.calib, resolve=True)
     ident["axes"].pop("experiment")
@@ -107,9 +111,11 @@ def _execute(cfg: DictConfig, progress: Progress) -> dict[str, Any]:
     spec = get_pruner(cfg.pruner.name)
     m = cfg.model
     out: dict[str, Any] = {}
+    e = cfg.engine
     with progress.stage("load"):
         device = resolve_device(m.device)
-        model, tokenizer = load_model(m.path, m.dtype, device, m.trust_remote_code, m.revision, m.attn_implementation)
+        home = torch.device("cpu") if e.offload_blocks else device
+        model, tokenizer = load_model(m.path, m.dtype, home, m.trust_remote_code, m.revision, m.attn_implementation)
     calib_hashes: set[str] = set()
     calib_ids, calib_langs = None, None
     if spec.needs_calibration:
@@ -121,12 +127,18 @@ def _execute(cfg: DictConfig, progress: Progress) -> dict[str, Any]:
             calib = build_calibration(tokenizer, docs, counts, c.seqlen or m.seqlen, c.seed)
             calib_ids, calib_langs, calib_hashes = calib.input_ids, calib.languages, calib.doc_hashes
             out.update({f"calib_count/{lang}": n for lang, n in counts.items()})
+    s = cfg.sparsity
     with progress.stage("prune"):
-        report = prune_model(model, calib_ids, cfg.pruner.name, cfg.sparsity.target if spec.prunes else 0.0,
-                             cfg.sparsity.pattern if spec.prunes else "unstructured", languages=calib_langs,
-                             batch_size=cfg.runtime.calib_batch_size, **pruner_params(cfg))
+        report = prune_model(model, calib_ids, cfg.pruner.name, s.target if spec.prunes else 0.0,
+                             s.pattern if spec.prunes else "unstructured", s.allocation,
+                             owl_lambda=s.owl_lambda, owl_m=s.owl_m, languages=calib_langs,
+                             batch_size=e.calib_batch_size, propagation=e.propagation,
+                             true_sequential=e.true_sequential, device=device,
+                             activations_on_cpu=e.activations_on_cpu, **pruner_params(cfg))
+        model.to(device)
     out["sparsity_measured"] = report.overall
     out["sparsity_per_block"] = report.per_block
+    out["sparsity_allocated"] = report.allocated
     check_sparsity(report, cfg.sparsity.tolerance, min_d_in(model))
     with progress.stage("eval"):
         out.update(_evaluate(cfg, model, tokenizer, calib_hashes))

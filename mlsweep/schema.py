@@ -55,6 +55,9 @@ class SparsityConfig:
     target: float = 0.5  # fraction of weights zeroed in every pruned linear
     pattern: str = "unstructured"  # unstructured | N:M (e.g. 2:4)
     tolerance: float = 0.01  # allowed |measured - target| before eval starts
+    allocation: str = "uniform"  # uniform | owl (layerwise, METHODS.md section 5)
+    owl_lambda: float = 0.08  # OWL: block sparsities within target +- lambda
+    owl_m: float = 5.0  # OWL: outlier = Wanda score above M x the block mean
 
 
 @dataclass
@@ -76,7 +79,17 @@ class LoggerConfig:
 @dataclass
 class RuntimeConfig:
     threads: int = 0  # torch threads for this cell; 0: all cores of the job
-    calib_batch_size: int = 8  # calibration samples per forward in the layer loop
+
+
+@dataclass
+class EngineConfig:
+    """Layer-loop options; they change the numbers, so they are part of the cell's identity."""
+
+    propagation: str = "sequential"  # sequential (pruned outputs feed the next block) | dense
+    true_sequential: bool = False  # prune linears group by group, re-running the block between
+    calib_batch_size: int = 8  # calibration windows per forward
+    offload_blocks: bool = False  # keep the model on CPU while pruning; one block at a time on the device
+    activations_on_cpu: bool = False  # captured activations on CPU between blocks
 
 
 @dataclass
@@ -94,6 +107,7 @@ class MlsweepConfig:
     sparsity: SparsityConfig = MISSING
     eval: EvalConfig = MISSING
     logger: LoggerConfig = MISSING
+    engine: EngineConfig = field(default_factory=EngineConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     report: Dict[str, Any] = field(default_factory=dict)  # table spec of the experiment
 

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from mlsweep.data.mixes import sample_counts
 from mlsweep.data.sources import check_languages, get_source
 from mlsweep.modeling import DTYPES, context_length, load_config
+from mlsweep.prune.allocation import ALLOCATIONS, check_owl
 from mlsweep.prune.masks import make_target
 from mlsweep.prune.registry import get_pruner
 
@@ -45,7 +46,16 @@ def _validate(cfg: DictConfig) -> None:
     spec = get_pruner(cfg.pruner.name)
     spec.check_params(pruner_params(cfg))
     if spec.prunes:
-        make_target(cfg.sparsity.target, cfg.sparsity.pattern)
+        target = make_target(cfg.sparsity.target, cfg.sparsity.pattern)
+        if cfg.sparsity.allocation not in ALLOCATIONS:
+            raise ConfigError(f"sparsity.allocation={cfg.sparsity.allocation!r}: allowed values are "
+                              f"{', '.join(ALLOCATIONS)}")
+        if cfg.sparsity.allocation == "owl":
+            check_owl(target, cfg.sparsity.owl_lambda, cfg.sparsity.owl_m)
+    if cfg.engine.propagation not in ("sequential", "dense"):
+        raise ConfigError(f"engine.propagation={cfg.engine.propagation!r}: allowed values are sequential, dense")
+    if cfg.engine.calib_batch_size <= 0:
+        raise ConfigError(f"engine.calib_batch_size={cfg.engine.calib_batch_size}: must be a positive integer")
     if cfg.model.dtype not in DTYPES:
         raise ConfigError(f"model.dtype={cfg.model.dtype!r}: allowed values are {', '.join(DTYPES)}")
     context = _model_context(cfg.model.path, cfg.model.trust_remote_code, cfg.model.revision)

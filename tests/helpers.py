@@ -65,12 +65,20 @@ def make_tiny_model(root: Path, arch: str = "llama", vocab_size: int = 300, seed
 
 
 def tiny_config(arch: str, vocab_size: int):
-    from transformers import BloomConfig, GPTNeoXConfig, LlamaConfig, OPTConfig, Qwen2Config, XGLMConfig
+    from transformers import (BloomConfig, Gemma2Config, GemmaConfig, GPTNeoXConfig, LlamaConfig, MistralConfig,
+                              OPTConfig, Qwen2Config, XGLMConfig)
 
     common = dict(vocab_size=vocab_size, bos_token_id=1, eos_token_id=2, pad_token_id=3)
     if arch == "llama":
         return LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                            num_key_value_heads=2, max_position_embeddings=64, **common)
+    if arch == "mistral":
+        return MistralConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                             num_key_value_heads=2, max_position_embeddings=64, **common)
+    if arch in ("gemma", "gemma2"):
+        cls = GemmaConfig if arch == "gemma" else Gemma2Config
+        return cls(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                   num_key_value_heads=2, head_dim=8, max_position_embeddings=64, **common)
     if arch == "qwen2":
         return Qwen2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                            num_key_value_heads=2, max_position_embeddings=64, **common)

@@ -16,7 +16,9 @@ import torch
 from torch import nn
 
 from mlsweep.prune.arch import find_blocks, find_linears
-from mlsweep.prune.loop import prune_blocks
+from mlsweep.prune import wanda
+from mlsweep.prune.allocation import ALLOCATIONS, allocate, check_owl, outlier_ratio
+from mlsweep.prune.loop import LoopOptions, prune_blocks, walk_statistics
 from mlsweep.prune.masks import SparsityTarget, make_target
 from mlsweep.prune.registry import PrunerSpec, get_pruner
 
@@ -30,6 +32,7 @@ class PruneReport:
     per_block: list[float]
     per_linear: dict[str, float]  # "<block index>.<name in block>" -> sparsity
     seconds_per_block: list[float] = field(default_factory=list)
+    allocated: list[float] = field(default_factory=list)  # target sparsity given to each block
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,6 +64,8 @@ def _as_rows(calibration: Any) -> torch.Tensor:
         rows = torch.stack([torch.as_tensor(r) for r in rows]) if rows else torch.empty(0, 0)
     if rows.dim() != 2:
         raise ValueError(f"calibration: expected token ids shaped (n, seqlen), got shape {tuple(rows.shape)}")
+    if rows.shape[0] and rows.shape[1] < 2:
+        raise ValueError(f"calibration: rows of {rows.shape[1]} token(s) are too short; need at least 2")
     return rows.long()
 
 
@@ -77,15 +82,18 @@ def _batches(rows: torch.Tensor, languages: Optional[Sequence[str]], batch_size:
     return out
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 def prune_model(model: nn.Module, calibration: Any, method: str, sparsity: float,
-                pattern: str = "unstructured", *, languages: Optional[Sequence[str]] = None,
-                batch_size: int = 8, on_block: Callable[[int, float], None] | None = None,
-                **params: Any) -> PruneReport:
-    """Prune `model` in place with `method` at `sparsity`; see the module docstring."""
+                pattern: str = "unstructured", allocation: str = "uniform", *,
+                owl_lambda: float = 0.08, owl_m: float = 5.0, languages: Optional[Sequence[str]] = None,
+                batch_size: int = 8, propagation: str = "sequential", true_sequential: bool = False,
+                device: Any = None, activations_on_cpu: bool = False,
+                on_block: Callable[[int, float], None] | None = None, **params: Any) -> PruneReport:
+    """Prune `model` in place with `method` at `sparsity`; see the module docstring.
+
+    propagation: 'sequential' feeds each block the pruned outputs of the one
+    before (the reference), 'dense' the unpruned ones. device: where blocks are
+    computed (default: where the model is); blocks not being pruned stay put.
+    """
     spec: PrunerSpec = get_pruner(method)
     target: SparsityTarget = make_target(sparsity, pattern)
     method_params = spec.check_params(params)
@@ -94,16 +102,43 @@ def prune_model(model: nn.Module, calibration: Any, method: str, sparsity: float
         raise ValueError(f"calibration: pruner {method!r} needs calibration data, got an empty set")
     if batch_size <= 0:
         raise ValueError(f"batch_size={batch_size}: must be a positive integer")
+    if propagation not in ("sequential", "dense"):
+        raise ValueError(f"engine.propagation={propagation!r}: allowed values are 'sequential', 'dense'")
+    if allocation not in ALLOCATIONS:
+        raise ValueError(f"sparsity.allocation={allocation!r}: allowed values are {', '.join(ALLOCATIONS)}")
+    if allocation == "owl" and spec.prunes:
+        check_owl(target, owl_lambda, owl_m)
+        if rows.shape[0] == 0:
+            raise ValueError("calibration: allocation 'owl' needs calibration data for its outlier pass")
+    opts = LoopOptions(sequential=propagation == "sequential", true_sequential=true_sequential,
+                       device=torch.device(device) if device is not None else None,
+                       activations_on_cpu=activations_on_cpu)
     n_blocks = len(find_blocks(model))
-    targets = [target] * n_blocks
-    if not spec.prunes:
-        targets = [SparsityTarget(0.0)] * n_blocks
-    batches = _batches(rows, languages, batch_size) if spec.needs_calibration else []
+    batches = _batches(rows, languages, batch_size) if rows.shape[0] else []
     was_training = model.training
     model.eval()
     try:
-        seconds = prune_blocks(model, spec, targets, method_params, batches, _model_device(model), on_block)
+        if not spec.prunes:
+            targets = [SparsityTarget(0.0)] * n_blocks
+        else:
+            targets = allocate(allocation, n_blocks, target, lambda: owl_outlier_ratios(model, batches, opts, owl_m),
+                               owl_lambda, owl_m)
+        seconds = prune_blocks(model, spec, targets, method_params,
+                               batches if spec.needs_calibration else [], opts, on_block)
     finally:
         model.train(was_training)
     overall, per_block, per_linear = measure_sparsity(model)
-    return PruneReport(method, targets[0].sparsity, target.pattern, overall, per_block, per_linear, seconds)
+    return PruneReport(method, target.sparsity if spec.prunes else 0.0, target.pattern, overall, per_block,
+                       per_linear, seconds, [t.sparsity for t in targets])
+
+
+def owl_outlier_ratios(model: nn.Module, batches, opts: LoopOptions, m: float) -> list[float]:
+    """OWL pass 1: Wanda scores of each dense block (dense propagation) -> outlier ratio per block."""
+    ratios: list[float] = []
+
+    def visit(_i, linears, stats):
+        ratios.append(outlier_ratio([wanda.score(lin.weight.data.float(), stats[n].scaler_row)
+                                     for n, lin in linears.items()], m))
+
+    walk_statistics(model, batches, opts, wanda.SquaredNorm, visit)
+    return ratios

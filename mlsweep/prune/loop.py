@@ -1,18 +1,28 @@
 """The layer-by-layer pruning loop: the only code that touches model internals.
 
-1. Capture the hidden states entering block 0, with the keyword arguments the
+1. Capture the hidden states entering block 0, with every other argument the
    model passes to its blocks (attention mask, position ids, rotary
    embeddings, ALiBi), one entry per calibration batch.
 2. For each block: hook its linears, run the calibration batches through it
    (each linear's collector accumulates fp32 statistics), let the pruner
-   rewrite each linear's weight, then re-run the pruned block so its outputs
-   become the next block's inputs (sequential propagation, as the reference).
+   rewrite each linear's weight, then feed the next block: with the pruned
+   block's outputs (`sequential`, the reference behaviour) or with the dense
+   outputs computed during the statistics pass (`dense` propagation).
+   With `true_sequential`, linears are pruned group by group in forward order
+   (linears that read the same input form a group: q/k/v, then o, then
+   gate/up, then down), the block re-run between groups (SparseGPT's option).
+
+Memory: only the block being pruned is moved to the compute device; the
+rest of the model stays where it is (CPU for big models). The captured
+activations live on the compute device, or on the CPU with
+`activations_on_cpu` and move per batch.
 """
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 from torch import nn
@@ -27,9 +37,18 @@ class _Captured(Exception):
 
 
 @dataclass
+class LoopOptions:
+    sequential: bool = True  # propagate pruned outputs (reference) rather than dense ones
+    true_sequential: bool = False
+    device: Optional[torch.device] = None  # compute device; None: where the model's stem is
+    activations_on_cpu: bool = False
+
+
+@dataclass
 class Batch:
     hidden: torch.Tensor  # (batch, seqlen, hidden)
-    kwargs: dict[str, Any]  # what the model passed to its blocks for this batch
+    args: tuple  # further positional arguments the model passed to its blocks
+    kwargs: dict[str, Any]  # keyword arguments (masks, positions, rotary embeddings, alibi)
     lang: Optional[str]
 
 
@@ -37,79 +56,191 @@ def _block_output(out: Any) -> torch.Tensor:
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
+def _move(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_move(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: _move(v, device) for k, v in value.items()}
+    return value
+
+
+@contextmanager
+def on_device(module: nn.Module, device: torch.device) -> Iterator[nn.Module]:
+    """Move a block to the compute device for its turn, then back to where it was."""
+    home = next(module.parameters()).device
+    module.to(device)
+    try:
+        yield module
+    finally:
+        module.to(home)
+
+
+@contextmanager
+def stem_on_device(model: nn.Module, blocks: nn.ModuleList, device: torch.device) -> Iterator[None]:
+    """Everything outside the decoder blocks (embeddings, norms, rotary tables) on `device`."""
+    in_blocks = {id(m) for m in blocks.modules()}
+    moved = []
+    for module in model.modules():
+        if id(module) in in_blocks:
+            continue
+        for store in (module._parameters, module._buffers):
+            for name, t in store.items():
+                if t is not None and t.device != device:
+                    moved.append((store, name, t.device))
+                    store[name] = nn.Parameter(t.data.to(device), t.requires_grad) if isinstance(t, nn.Parameter) \
+                        else t.to(device)
+    try:
+        yield
+    finally:
+        for store, name, home in moved:
+            t = store[name]
+            store[name] = nn.Parameter(t.data.to(home), t.requires_grad) if isinstance(t, nn.Parameter) else t.to(home)
+
+
 @torch.no_grad()
-def capture_inputs(model: nn.Module, block0: nn.Module, batches: list[tuple[torch.Tensor, Optional[str]]],
-                   device: torch.device) -> list[Batch]:
+def capture_inputs(model: nn.Module, blocks: nn.ModuleList, batches: list[tuple[torch.Tensor, Optional[str]]],
+                   opts: LoopOptions, device: torch.device) -> list[Batch]:
     """Run the model up to block 0 for every batch of token ids."""
     caught: list[Batch] = []
+    store = torch.device("cpu") if opts.activations_on_cpu else device
 
     def hook(_module, args, kwargs):
         kwargs = dict(kwargs)
         hidden = args[0] if args else kwargs.pop("hidden_states")
-        caught.append(Batch(hidden, kwargs, None))
+        caught.append(Batch(hidden.to(store), _move(tuple(args[1:]), store), _move(kwargs, store), None))
         raise _Captured
 
-    handle = block0.register_forward_pre_hook(hook, with_kwargs=True)
+    handle = blocks[0].register_forward_pre_hook(hook, with_kwargs=True)
     try:
-        for ids, lang in batches:
-            try:
-                model(input_ids=ids.to(device), use_cache=False)
-            except _Captured:
-                caught[-1].lang = lang
+        with stem_on_device(model, blocks, device):
+            for ids, lang in batches:
+                try:
+                    model(input_ids=ids.to(device), use_cache=False)
+                except _Captured:
+                    caught[-1].lang = lang
     finally:
         handle.remove()
     return caught
 
 
 @torch.no_grad()
-def run_block(block: nn.Module, batches: list[Batch], on_batch: Callable[[Batch], None] | None = None) -> list[torch.Tensor]:
+def run_block(block: nn.Module, batches: list[Batch], device: torch.device,
+              on_batch: Callable[[Batch], None] | None = None) -> list[torch.Tensor]:
     outs = []
     for b in batches:
         if on_batch:
             on_batch(b)
-        outs.append(_block_output(block(b.hidden, **b.kwargs)))
+        out = _block_output(block(b.hidden.to(device), *_move(b.args, device), **_move(b.kwargs, device)))
+        outs.append(out.to(b.hidden.device))
     return outs
 
 
-def _collect(block: nn.Module, linears: dict[str, nn.Linear], spec: PrunerSpec, batches: list[Batch]) -> dict:
-    """One pass over the block with hooks that feed each linear's collector."""
+def collect(block: nn.Module, linears: dict[str, nn.Linear], spec: PrunerSpec, batches: list[Batch],
+            device: torch.device) -> tuple[dict, list[torch.Tensor]]:
+    """One pass over the block with hooks feeding each linear's collector; returns (stats, outputs)."""
     collectors = {name: spec.make_collector(lin.in_features) for name, lin in linears.items()}
-    current = {"batch": None}
+    current: dict[str, Batch] = {}
 
     def make_hook(name):
         def hook(_m, inp, _out):
-            b = current["batch"]
             x = inp[0].detach().reshape(-1, inp[0].shape[-1]).float()  # (tokens, d_in)
-            collectors[name].add(x, b.hidden.shape[0], b.lang)
+            collectors[name].add(x, current["b"].hidden.shape[0], current["b"].lang)
         return hook
 
     handles = [lin.register_forward_hook(make_hook(name)) for name, lin in linears.items()]
     try:
-        run_block(block, batches, on_batch=lambda b: current.__setitem__("batch", b))
+        outs = run_block(block, batches, device, on_batch=lambda b: current.__setitem__("b", b))
     finally:
         for h in handles:
             h.remove()
-    return collectors
+    return collectors, outs
+
+
+def linear_groups(block: nn.Module, linears: dict[str, nn.Linear], sample: Batch,
+                  device: torch.device) -> list[list[str]]:
+    """Linears grouped by the input they read, in forward order (for true-sequential pruning)."""
+    order: list[tuple[str, int]] = []
+
+    def make_hook(name):
+        def hook(_m, inp):
+            order.append((name, inp[0].data_ptr()))
+        return hook
+
+    handles = [lin.register_forward_pre_hook(make_hook(n)) for n, lin in linears.items()]
+    try:
+        one = Batch(sample.hidden[:1], sample.args, sample.kwargs, sample.lang)
+        run_block(block, [one], device)
+    finally:
+        for h in handles:
+            h.remove()
+    groups: list[list[str]] = []
+    last_ptr, seen = None, set()
+    for name, ptr in order:  # consecutive calls on one input tensor form a group
+        if name in seen:
+            continue
+        seen.add(name)
+        if ptr == last_ptr:
+            groups[-1].append(name)
+        else:
+            groups.append([name])
+        last_ptr = ptr
+    return groups
+
+
+def _prune_linears(linears: dict[str, nn.Linear], names: list[str], spec: PrunerSpec, stats: dict,
+                   target: SparsityTarget, params: Any) -> None:
+    for name in names:
+        lin = linears[name]
+        new = spec.prune(lin.weight.data.float(), stats.get(name), target, params)
+        lin.weight.data.copy_(new.to(lin.weight.dtype))
+
+
+@torch.no_grad()
+def walk_statistics(model: nn.Module, batches: list[tuple[torch.Tensor, Optional[str]]], opts: LoopOptions,
+                    make_collector: Callable[[int], Any],
+                    visit: Callable[[int, dict[str, nn.Linear], dict], None]) -> None:
+    """A statistics-only pass: no pruning, dense outputs propagate (OWL's first pass, analyses)."""
+    blocks = find_blocks(model)
+    device = opts.device or next(model.parameters()).device
+    data = capture_inputs(model, blocks, batches, opts, device)
+    probe = PrunerSpec(name="statistics", summary="", prune=lambda *a: None, make_collector=make_collector)
+    for i, block in enumerate(blocks):
+        with on_device(block, device):
+            linears = find_linears(block)
+            stats, outs = collect(block, linears, probe, data, device)
+            visit(i, linears, stats)
+        for b, out in zip(data, outs):
+            b.hidden = out
 
 
 @torch.no_grad()
 def prune_blocks(model: nn.Module, spec: PrunerSpec, targets: list[SparsityTarget], params: Any,
-                 batches: list[tuple[torch.Tensor, Optional[str]]], device: torch.device,
+                 batches: list[tuple[torch.Tensor, Optional[str]]], opts: LoopOptions,
                  on_block: Callable[[int, float], None] | None = None) -> list[float]:
     """Prune every block in place; returns seconds per block."""
     blocks = find_blocks(model)
-    data = capture_inputs(model, blocks[0], batches, device) if spec.needs_calibration else []
+    device = opts.device or next(model.parameters()).device
+    data = capture_inputs(model, blocks, batches, opts, device) if spec.needs_calibration else []
     seconds = []
     for i, block in enumerate(blocks):
         tic = time.perf_counter()
-        linears = find_linears(block)
-        stats = _collect(block, linears, spec, data) if spec.needs_calibration else {}
-        for name, lin in linears.items():
-            new = spec.prune(lin.weight.data.float(), stats.get(name), targets[i], params)
-            lin.weight.data.copy_(new.to(lin.weight.dtype))
-        if spec.needs_calibration and i + 1 < len(blocks):
-            for b, out in zip(data, run_block(block, data)):
-                b.hidden = out
+        with on_device(block, device):
+            linears = find_linears(block)
+            if not spec.needs_calibration:
+                _prune_linears(linears, list(linears), spec, {}, targets[i], params)
+            else:
+                groups = linear_groups(block, linears, data[0], device) if opts.true_sequential else [list(linears)]
+                dense_outs = None
+                for g, names in enumerate(groups):
+                    stats, outs = collect(block, {n: linears[n] for n in names}, spec, data, device)
+                    dense_outs = outs if g == 0 else dense_outs
+                    _prune_linears(linears, names, spec, stats, targets[i], params)
+                if i + 1 < len(blocks):
+                    outs = run_block(block, data, device) if opts.sequential else dense_outs
+                    for b, out in zip(data, outs):
+                        b.hidden = out
         seconds.append(time.perf_counter() - tic)
         if on_block:
             on_block(i, seconds[-1])

@@ -1,0 +1,172 @@
+"""The pruning engine on every supported architecture, and its options, against hand computations."""
+import math
+
+import pytest
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM
+
+from helpers import tiny_config
+from mlsweep.prune import prune_model
+from mlsweep.prune.allocation import owl_sparsities
+from mlsweep.prune.arch import find_blocks, find_linears
+
+ARCHS = ["llama", "mistral", "qwen2", "gemma", "gemma2", "bloom", "xglm", "gpt_neox", "opt"]
+
+
+def tiny(arch="llama"):
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(tiny_config(arch, 300)).eval()
+
+
+def calib(n=6, seqlen=16, seed=1):
+    return torch.randint(4, 300, (n, seqlen), generator=torch.Generator().manual_seed(seed))
+
+
+def outside_blocks(model):
+    in_blocks = {id(p) for p in find_blocks(model).parameters()}
+    return {n: p.detach().clone() for n, p in model.named_parameters() if id(p) not in in_blocks}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("method", ["wanda", "sparsegpt", "magnitude"])
+def test_every_architecture_prunes_end_to_end(arch, method):
+    model = tiny(arch)
+    before = outside_blocks(model)
+    report = prune_model(model, calib(), method, 0.5, batch_size=4)
+    assert report.overall == pytest.approx(0.5, abs=0.02)
+    assert len(report.per_linear) >= 4 * len(report.per_block)
+    for name, p in outside_blocks(model).items():
+        assert torch.equal(before[name], p), f"{name} outside the blocks changed"
+    with torch.no_grad():
+        out = model(calib(2), labels=calib(2))
+    assert math.isfinite(float(out.loss))
+
+
+def test_unknown_architecture_names_the_supported_ones():
+    class NotAnLM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(4, 4)
+
+    with pytest.raises(ValueError, match="supported architectures: Llama.*BLOOM.*OPT"):
+        prune_model(NotAnLM(), calib(), "wanda", 0.5)
+
+
+def block_inputs(model, linear_name, rows):
+    """The inputs of one linear of block 0 on the dense model, collected by a plain hook."""
+    lin = dict(find_linears(find_blocks(model)[0]))[linear_name]
+    seen = []
+    h = lin.register_forward_hook(lambda _m, inp, _o: seen.append(inp[0].detach().reshape(-1, inp[0].shape[-1])))
+    with torch.no_grad():
+        for r in rows:
+            model(r[None])
+    h.remove()
+    return torch.cat(seen)
+
+
+def test_wanda_mask_equals_per_row_sort_of_hand_accumulated_statistics():
+    model, rows = tiny(), calib(8)
+    X = block_inputs(model, "mlp.down_proj", rows)  # (tokens, d_in), sample by sample
+    W = model.model.layers[0].mlp.down_proj.weight.detach().clone()
+    score = W.abs() * torch.sqrt((X ** 2).sum(0) / len(rows))
+    k = int(W.shape[1] * 0.6)
+    expected = torch.zeros_like(W, dtype=torch.bool).scatter_(1, torch.sort(score, dim=1, stable=True)[1][:, :k], True)
+    prune_model(model, rows, "wanda", 0.6, batch_size=3)
+    assert torch.equal(model.model.layers[0].mlp.down_proj.weight == 0, expected)
+
+
+@pytest.mark.parametrize("method", ["magnitude", "wanda", "sparsegpt"])
+@pytest.mark.parametrize("pattern,n,m", [("2:4", 2, 4), ("4:8", 4, 8)])
+def test_nm_holds_in_every_group_of_every_linear(method, pattern, n, m):
+    model = tiny()
+    prune_model(model, calib(), method, n / m, pattern)
+    for block in find_blocks(model):
+        for lin in find_linears(block).values():
+            zeros = (lin.weight == 0).reshape(lin.weight.shape[0], -1, m).sum(-1)
+            assert (zeros >= n).all()
+
+
+def test_owl_sparsities_average_the_target_within_lambda():
+    symmetric = [1.0, 2.0, 3.0, 4.0, 5.0]
+    s = owl_sparsities(symmetric, 0.7, 0.08)
+    assert sum(s) / len(s) == pytest.approx(0.7)
+    assert min(s) == pytest.approx(0.62) and max(s) == pytest.approx(0.78)
+    assert s[symmetric.index(max(symmetric))] == pytest.approx(0.62)  # most outliers, lowest sparsity
+    assert owl_sparsities([2.0, 2.0], 0.5, 0.08) == [0.5, 0.5]
+
+
+def test_owl_follows_the_reference_mapping_for_skewed_ratios():
+    """The reference centres the min-max scaled ratios on their mean, so the spread is exactly
+    2 * lambda but a skewed distribution shifts it off +-lambda (bounded by +-2 * lambda)."""
+    ratios = [3.0, 7.5, 1.2, 4.4, 9.9, 2.0]
+    s = owl_sparsities(ratios, 0.7, 0.08)
+    assert sum(s) / len(s) == pytest.approx(0.7)
+    assert max(s) - min(s) == pytest.approx(0.16)
+    d = [(r - 1.2) / (9.9 - 1.2) * 0.16 for r in ratios]
+    assert s == pytest.approx([0.7 - (x - sum(d) / 6) for x in d])
+
+
+def test_owl_through_the_engine_records_per_block_targets():
+    model = tiny()
+    report = prune_model(model, calib(), "wanda", 0.5, allocation="owl", owl_lambda=0.1, owl_m=5)
+    assert sum(report.allocated) / len(report.allocated) == pytest.approx(0.5)
+    assert sorted(report.allocated) == pytest.approx([0.4, 0.6])
+    for got, want in zip(report.per_block, report.allocated):
+        assert got == pytest.approx(want, abs=1 / 32)  # per-row granularity of a 32-wide linear
+
+
+def test_true_sequential_groups_follow_the_forward_order_and_change_the_result():
+    from mlsweep.prune.loop import LoopOptions, capture_inputs, linear_groups
+
+    model = tiny()
+    blocks = find_blocks(model)
+    data = capture_inputs(model, blocks, [(calib(2), None)], LoopOptions(), torch.device("cpu"))
+    groups = linear_groups(blocks[0], find_linears(blocks[0]), data[0], torch.device("cpu"))
+    assert [sorted(g) for g in groups] == [["self_attn.k_proj", "self_attn.q_proj", "self_attn.v_proj"],
+                                           ["self_attn.o_proj"], ["mlp.gate_proj", "mlp.up_proj"], ["mlp.down_proj"]]
+    a, b = tiny(), tiny()
+    prune_model(a, calib(), "sparsegpt", 0.5)
+    prune_model(b, calib(), "sparsegpt", 0.5, true_sequential=True)
+    qa, qb = a.model.layers[0].self_attn.q_proj.weight, b.model.layers[0].self_attn.q_proj.weight
+    da, db = a.model.layers[0].mlp.down_proj.weight, b.model.layers[0].mlp.down_proj.weight
+    assert torch.equal(qa, qb), "the first group sees the same inputs either way"
+    assert not torch.equal(da, db), "later groups see already-pruned upstream linears"
+
+
+def test_dense_propagation_feeds_block_two_with_dense_inputs():
+    rows = calib(4)
+    dense_model = tiny()
+    X = []
+    lin = dense_model.model.layers[1].mlp.down_proj
+    h = lin.register_forward_hook(lambda _m, inp, _o: X.append(inp[0].detach().reshape(-1, inp[0].shape[-1])))
+    with torch.no_grad():
+        dense_model(rows)
+    h.remove()
+    X = torch.cat(X)
+    W = lin.weight.detach().clone()
+    score = W.abs() * torch.sqrt((X ** 2).sum(0))
+    expected = torch.zeros_like(W, dtype=torch.bool).scatter_(1, torch.sort(score, dim=1, stable=True)[1][:, :32], True)
+    model = tiny()
+    prune_model(model, rows, "wanda", 0.5, propagation="dense", activations_on_cpu=True)
+    assert torch.equal(model.model.layers[1].mlp.down_proj.weight == 0, expected)
+    seq = tiny()
+    prune_model(seq, rows, "wanda", 0.5)
+    assert not torch.equal(seq.model.layers[1].mlp.down_proj.weight == 0, expected)
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    (dict(sparsity=0.5, pattern="2:4", allocation="owl"), "'unstructured' only"),
+    (dict(sparsity=0.7, allocation="owl", owl_lambda=0.4), "sparsity.owl_lambda"),
+    (dict(sparsity=0.5, allocation="layerwise"), "sparsity.allocation"),
+    (dict(sparsity=0.5, method="sparsegpt", blocksize=0), "pruner.blocksize"),
+    (dict(sparsity=0.5, propagation="sideways"), "engine.propagation"),
+    (dict(sparsity=0.5, calibration=torch.ones(4, 1, dtype=torch.long)), "too short"),
+])
+def test_engine_options_are_checked_before_any_weight_changes(kwargs, needle):
+    model = tiny()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    args = dict(calibration=calib(), method="wanda") | kwargs
+    with pytest.raises(ValueError, match=needle):
+        prune_model(model, **args)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
