@@ -23,18 +23,25 @@ from mlsweep.data.calibration import build_calibration, doc_hash
 from mlsweep.data.mixes import sample_counts
 from mlsweep.data.sources import get_source
 from mlsweep.evaluate.perplexity import join_documents, perplexity
-from mlsweep.modeling import load_model, resolve_device
+from mlsweep.modeling import load_model, load_tokenizer, local_folder, resolve_device
 from mlsweep.progress import Progress
 from mlsweep.prune import prune_model
+from mlsweep.prune.stream import prune_checkpoint
 from mlsweep.prune.registry import get_pruner
 from mlsweep.results import RESULT_FILE, atomic_write_json, provenance
 from mlsweep.validate import pruner_params, validate
 
 
+def uses_calibration(cfg: DictConfig) -> bool:
+    """Whether the calibration set changes this cell's numbers (OWL needs it even for magnitude)."""
+    spec = get_pruner(cfg.pruner.name)
+    return spec.needs_calibration or (spec.prunes and cfg.sparsity.allocation != "uniform")
+
+
 def cell_axes(cfg: DictConfig) -> dict[str, Any]:
     """The grid coordinates of a cell; axes a pruner ignores are '-' (dense: no calib, no sparsity)."""
     spec = get_pruner(cfg.pruner.name)
-    calibrated = spec.needs_calibration
+    calibrated = uses_calibration(cfg)
     return {
         "experiment": cfg.name,
         "model": cfg.model.name,
@@ -60,8 +67,9 @@ def cell_id(cfg: DictConfig) -> str:
              "eval": OmegaConf.to_container(cfg.eval, resolve=True)}
     if spec.prunes:
         ident["sparsity"] = {k: v for k, v in OmegaConf.to_container(cfg.sparsity).items() if k != "tolerance"}
-        ident["engine"] = {k: v for k, v in OmegaConf.to_container(cfg.engine).items() if k != "offload_blocks"}
-    if spec.needs_calibration:
+        where = ("offload_blocks", "stream_from_disk", "activations_on_cpu")  # where, not what, is computed
+        ident["engine"] = {k: v for k, v in OmegaConf.to_container(cfg.engine).items() if k not in where}
+    if uses_calibration(cfg):
         ident["calib"] = OmegaConf.to_container(cfg.calib, resolve=True)
     ident["axes"].pop("experiment")
     return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
@@ -77,7 +85,7 @@ def _peak_memory() -> dict[str, float]:
 def run_cell(cfg: DictConfig, out_dir: Path, label: str = "cell") -> dict[str, Any]:
     """Run one cell and write its row; never raises for a cell-level failure."""
     out_dir = Path(out_dir)
-    progress = Progress(label)
+    progress = Progress(label, out_dir)
     row: dict[str, Any] = {"cell_id": None, "status": "running", "error": None}
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     try:
@@ -109,40 +117,54 @@ def _execute(cfg: DictConfig, progress: Progress) -> dict[str, Any]:
         torch.set_num_threads(cfg.runtime.threads)
     torch.manual_seed(cfg.seed)
     spec = get_pruner(cfg.pruner.name)
-    m = cfg.model
+    m, e = cfg.model, cfg.engine
+    device = resolve_device(m.device)
     out: dict[str, Any] = {}
-    e = cfg.engine
     with progress.stage("load"):
-        device = resolve_device(m.device)
-        home = torch.device("cpu") if e.offload_blocks else device
-        model, tokenizer = load_model(m.path, m.dtype, home, m.trust_remote_code, m.revision, m.attn_implementation)
-    calib_hashes: set[str] = set()
-    calib_ids, calib_langs = None, None
-    if spec.needs_calibration:
+        if e.stream_from_disk:  # weights are read block by block while pruning
+            model, tokenizer = None, load_tokenizer(m.path, m.trust_remote_code, m.revision)
+        else:
+            home = torch.device("cpu") if e.offload_blocks else device
+            model, tokenizer = load_model(m.path, m.dtype, home, m.trust_remote_code, m.revision,
+                                          m.attn_implementation)
+    calib = None
+    if uses_calibration(cfg):
         with progress.stage("calib"):
-            c = cfg.calib
-            counts = sample_counts(c.mix, c.nsamples, list(c.languages), m.family)
-            source = get_source(c.source.name, c.source.path)
-            docs = {lang: source.documents(lang, c.split) for lang in counts}
-            calib = build_calibration(tokenizer, docs, counts, c.seqlen or m.seqlen, c.seed)
-            calib_ids, calib_langs, calib_hashes = calib.input_ids, calib.languages, calib.doc_hashes
+            calib, counts = _calibration(cfg, tokenizer)
             out.update({f"calib_count/{lang}": n for lang, n in counts.items()})
-    s = cfg.sparsity
     with progress.stage("prune"):
-        report = prune_model(model, calib_ids, cfg.pruner.name, s.target if spec.prunes else 0.0,
-                             s.pattern if spec.prunes else "unstructured", s.allocation,
-                             owl_lambda=s.owl_lambda, owl_m=s.owl_m, languages=calib_langs,
-                             batch_size=e.calib_batch_size, propagation=e.propagation,
-                             true_sequential=e.true_sequential, device=device,
-                             activations_on_cpu=e.activations_on_cpu, **pruner_params(cfg))
-        model.to(device)
-    out["sparsity_measured"] = report.overall
-    out["sparsity_per_block"] = report.per_block
-    out["sparsity_allocated"] = report.allocated
+        model, report = _prune(cfg, spec, model, calib, device, progress.out_dir)
+    out.update({"sparsity_measured": report.overall, "sparsity_per_block": report.per_block,
+                "sparsity_allocated": report.allocated})
     check_sparsity(report, cfg.sparsity.tolerance, min_d_in(model))
     with progress.stage("eval"):
-        out.update(_evaluate(cfg, model, tokenizer, calib_hashes))
+        out.update(_evaluate(cfg, model, tokenizer, calib.doc_hashes if calib else set()))
     return out
+
+
+def _calibration(cfg: DictConfig, tokenizer):
+    c, m = cfg.calib, cfg.model
+    counts = sample_counts(c.mix, c.nsamples, list(c.languages), m.family)
+    source = get_source(c.source.name, c.source.path)
+    docs = {lang: source.documents(lang, c.split) for lang in counts}
+    return build_calibration(tokenizer, docs, counts, c.seqlen or m.seqlen, c.seed), counts
+
+
+def _prune(cfg: DictConfig, spec, model, calib, device: torch.device, out_dir: Path):
+    """Prune in memory, or stream from disk into <cell>/pruned_model and load that for evaluation."""
+    s, e, m = cfg.sparsity, cfg.engine, cfg.model
+    args = (calib.input_ids if calib else None, cfg.pruner.name, s.target if spec.prunes else 0.0,
+            s.pattern if spec.prunes else "unstructured", s.allocation if spec.prunes else "uniform")
+    options = dict(owl_lambda=s.owl_lambda, owl_m=s.owl_m, languages=calib.languages if calib else None,
+                   batch_size=e.calib_batch_size, propagation=e.propagation, true_sequential=e.true_sequential,
+                   device=device, activations_on_cpu=e.activations_on_cpu, **pruner_params(cfg))
+    if not e.stream_from_disk:
+        report = prune_model(model, *args, **options)
+        return model.to(device), report
+    pruned = out_dir / "pruned_model"
+    report = prune_checkpoint(local_folder(m.path, m.revision), pruned, *args, dtype=m.dtype, **options)
+    model, _ = load_model(str(pruned), m.dtype, device, m.trust_remote_code, None, m.attn_implementation)
+    return model, report
 
 
 def min_d_in(model) -> int:

@@ -51,7 +51,7 @@ def resolve_device(spec: str) -> torch.device:
 def load_model(path: str, dtype: str, device: torch.device, trust_remote_code: bool = False,
                revision: Optional[str] = None, attn_implementation: Optional[str] = None):
     """(model in eval mode on `device`, tokenizer)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # one progress line per stage is ours to print
@@ -60,5 +60,23 @@ def load_model(path: str, dtype: str, device: torch.device, trust_remote_code: b
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs).to(device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, revision=revision)
-    return model, tokenizer
+    return model, load_tokenizer(path, trust_remote_code, revision)
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False, revision: Optional[str] = None):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, revision=revision)
+
+
+def local_folder(path: str, revision: Optional[str] = None) -> str:
+    """A local folder for the model: itself, or its snapshot in the Hugging Face cache."""
+    if Path(path).expanduser().is_dir():
+        return str(Path(path).expanduser())
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(path, revision=revision, local_files_only=True)
+    except Exception as e:  # not downloaded: say how to get it
+        raise ValueError(f"model.path={path!r}: streaming needs the checkpoint on disk; download it first "
+                         f"with `huggingface-cli download {path}`") from e

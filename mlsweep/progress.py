@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from contextlib import contextmanager
 from typing import Iterator
 
 
 class Progress:
-    def __init__(self, label: str):
+    def __init__(self, label: str, out_dir: Path):
         self.label = label
+        self.out_dir = Path(out_dir)  # where the cell writes
         self.start = time.perf_counter()
         self.seconds: dict[str, float] = {}
 

@@ -90,6 +90,7 @@ class EngineConfig:
     calib_batch_size: int = 8  # calibration windows per forward
     offload_blocks: bool = False  # keep the model on CPU while pruning; one block at a time on the device
     activations_on_cpu: bool = False  # captured activations on CPU between blocks
+    stream_from_disk: bool = False  # read blocks from safetensors while pruning; writes <cell>/pruned_model
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Any, Callable, List, Sequence
 
 from hydra.core.utils import JobReturn, JobStatus
 
-from mlsweep.cell import cell_id
+from mlsweep.cell import cell_id, uses_calibration
 from mlsweep.prune.registry import get_pruner
 from mlsweep.validate import ConfigError, validate
 
@@ -48,7 +48,7 @@ def plan_cells(grid: list[list[str]], compose: Callable[[list[str]], Any]) -> li
     for overrides in grid:
         cfg = compose(overrides)
         spec = get_pruner(cfg.pruner.name)
-        ignored = ([] if spec.needs_calibration else ["calib"]) + ([] if spec.prunes else ["sparsity"])
+        ignored = ([] if uses_calibration(cfg) else ["calib"]) + ([] if spec.prunes else ["sparsity"])
         if ignored:
             overrides = _drop_axes(overrides, ignored)
             cfg = compose(overrides)

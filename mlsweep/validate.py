@@ -68,7 +68,9 @@ def _validate(cfg: DictConfig) -> None:
         raise ConfigError(f"eval.batch_size={cfg.eval.batch_size}: must be a positive integer")
     eval_source = get_source(cfg.eval.source.name, cfg.eval.source.path)
     check_languages("eval.languages", list(cfg.eval.languages), eval_source)
-    if spec.needs_calibration:
+    from mlsweep.cell import uses_calibration
+
+    if uses_calibration(cfg):
         calib_source = get_source(cfg.calib.source.name, cfg.calib.source.path)
         check_languages("calib.languages", list(cfg.calib.languages), calib_source)
         sample_counts(cfg.calib.mix, cfg.calib.nsamples, list(cfg.calib.languages), cfg.model.family)

@@ -66,3 +66,21 @@ def test_readme_documents_exactly_the_row_schema():
     block = readme.split("<!-- schema:")[1].split("<!-- /schema -->")[0]
     documented = {line.split("`")[1] for line in block.splitlines() if line.startswith("| `")}
     assert documented == set(ROW_SCHEMA)
+
+
+def test_streamed_cell_gives_the_in_memory_numbers(tmp_path, tiny_overrides):
+    base = tiny_overrides + ["pruner=sparsegpt", "sparsity=owl", "sparsity.owl_lambda=0.1"]
+    mem = run_cell(compose_cfg(base), tmp_path / "mem")
+    disk = run_cell(compose_cfg(base + ["engine.stream_from_disk=true"]), tmp_path / "disk")
+    assert mem["status"] == disk["status"] == "done", (mem["error"], disk["error"])
+    assert (tmp_path / "disk" / "pruned_model" / "model.safetensors.index.json").exists()
+    assert mem["cell_id"] == disk["cell_id"], "where it is computed is not part of the identity"
+    assert disk["sparsity_allocated"] == mem["sparsity_allocated"] and len(set(mem["sparsity_allocated"])) == 2
+    for lang in ("aa", "bb", "cc"):
+        assert disk[f"ppl/{lang}"] == pytest.approx(mem[f"ppl/{lang}"], rel=1e-6)
+
+
+def test_magnitude_with_owl_uses_calibration(tmp_path, tiny_overrides):
+    row = run_cell(compose_cfg(tiny_overrides + ["pruner=magnitude", "sparsity=owl"]), tmp_path)
+    assert row["status"] == "done", row["error"]
+    assert row["calib"] != "-" and "calib_count/aa" in row

@@ -38,19 +38,26 @@ class PruneReport:
         return asdict(self)
 
 
+def zero_counts(block: nn.Module) -> dict[str, tuple[int, int]]:
+    """(zeros, weights) of every linear in a block."""
+    return {name: (int((lin.weight == 0).sum()), lin.weight.numel()) for name, lin in find_linears(block).items()}
+
+
+def summarize(counts: list[dict[str, tuple[int, int]]]) -> tuple[float, list[float], dict[str, float]]:
+    """Sparsity over all block linears, per block and per linear, from per-block zero counts."""
+    per_linear: dict[str, float] = OrderedDict()
+    per_block = []
+    for i, block in enumerate(counts):
+        per_linear.update({f"{i}.{name}": z / n for name, (z, n) in block.items()})
+        per_block.append(sum(z for z, _ in block.values()) / sum(n for _, n in block.values()))
+    zeros = sum(z for block in counts for z, _ in block.values())
+    total = sum(n for block in counts for _, n in block.values())
+    return zeros / total, per_block, per_linear
+
+
 def measure_sparsity(model: nn.Module) -> tuple[float, list[float], dict[str, float]]:
     """Fraction of exact zeros per linear, per block and over all block linears."""
-    per_linear: dict[str, float] = OrderedDict()
-    per_block, zeros_all, total_all = [], 0, 0
-    for i, block in enumerate(find_blocks(model)):
-        zeros_b, total_b = 0, 0
-        for name, lin in find_linears(block).items():
-            z, n = int((lin.weight == 0).sum()), lin.weight.numel()
-            per_linear[f"{i}.{name}"] = z / n
-            zeros_b, total_b = zeros_b + z, total_b + n
-        per_block.append(zeros_b / total_b)
-        zeros_all, total_all = zeros_all + zeros_b, total_all + total_b
-    return zeros_all / total_all, per_block, per_linear
+    return summarize([zero_counts(block) for block in find_blocks(model)])
 
 
 def _as_rows(calibration: Any) -> torch.Tensor:
@@ -82,18 +89,25 @@ def _batches(rows: torch.Tensor, languages: Optional[Sequence[str]], batch_size:
     return out
 
 
-def prune_model(model: nn.Module, calibration: Any, method: str, sparsity: float,
-                pattern: str = "unstructured", allocation: str = "uniform", *,
-                owl_lambda: float = 0.08, owl_m: float = 5.0, languages: Optional[Sequence[str]] = None,
-                batch_size: int = 8, propagation: str = "sequential", true_sequential: bool = False,
-                device: Any = None, activations_on_cpu: bool = False,
-                on_block: Callable[[int, float], None] | None = None, **params: Any) -> PruneReport:
-    """Prune `model` in place with `method` at `sparsity`; see the module docstring.
+@dataclass
+class Job:
+    """Validated arguments of one pruning run (checked before any weight is touched)."""
 
-    propagation: 'sequential' feeds each block the pruned outputs of the one
-    before (the reference), 'dense' the unpruned ones. device: where blocks are
-    computed (default: where the model is); blocks not being pruned stay put.
-    """
+    spec: PrunerSpec
+    target: SparsityTarget
+    params: Any
+    batches: list
+    allocation: str
+    owl_lambda: float
+    owl_m: float
+    opts: LoopOptions
+
+
+def prepare(calibration: Any, method: str, sparsity: float, pattern: str = "unstructured",
+            allocation: str = "uniform", *, owl_lambda: float = 0.08, owl_m: float = 5.0,
+            languages: Optional[Sequence[str]] = None, batch_size: int = 8, propagation: str = "sequential",
+            true_sequential: bool = False, device: Any = None, activations_on_cpu: bool = False,
+            **params: Any) -> Job:
     spec: PrunerSpec = get_pruner(method)
     target: SparsityTarget = make_target(sparsity, pattern)
     method_params = spec.check_params(params)
@@ -101,7 +115,7 @@ def prune_model(model: nn.Module, calibration: Any, method: str, sparsity: float
     if spec.needs_calibration and rows.shape[0] == 0:
         raise ValueError(f"calibration: pruner {method!r} needs calibration data, got an empty set")
     if batch_size <= 0:
-        raise ValueError(f"batch_size={batch_size}: must be a positive integer")
+        raise ValueError(f"engine.calib_batch_size={batch_size}: must be a positive integer")
     if propagation not in ("sequential", "dense"):
         raise ValueError(f"engine.propagation={propagation!r}: allowed values are 'sequential', 'dense'")
     if allocation not in ALLOCATIONS:
@@ -113,23 +127,49 @@ def prune_model(model: nn.Module, calibration: Any, method: str, sparsity: float
     opts = LoopOptions(sequential=propagation == "sequential", true_sequential=true_sequential,
                        device=torch.device(device) if device is not None else None,
                        activations_on_cpu=activations_on_cpu)
-    n_blocks = len(find_blocks(model))
     batches = _batches(rows, languages, batch_size) if rows.shape[0] else []
+    return Job(spec, target, method_params, batches, allocation, owl_lambda, owl_m, opts)
+
+
+def run(model: nn.Module, job: Job, on_block: Callable[[int, float], None] | None = None,
+        ratios: Optional[list[float]] = None):
+    """Allocate per-block targets and prune; returns (targets, seconds per block).
+
+    `ratios`: OWL outlier ratios when already computed (else computed here).
+    """
+    n_blocks = len(find_blocks(model))
     was_training = model.training
     model.eval()
     try:
-        if not spec.prunes:
+        if not job.spec.prunes:
             targets = [SparsityTarget(0.0)] * n_blocks
         else:
-            targets = allocate(allocation, n_blocks, target, lambda: owl_outlier_ratios(model, batches, opts, owl_m),
-                               owl_lambda, owl_m)
-        seconds = prune_blocks(model, spec, targets, method_params,
-                               batches if spec.needs_calibration else [], opts, on_block)
+            targets = allocate(job.allocation, n_blocks, job.target,
+                               lambda: ratios or owl_outlier_ratios(model, job.batches, job.opts, job.owl_m),
+                               job.owl_lambda, job.owl_m)
+        batches = job.batches if job.spec.needs_calibration else []
+        seconds = prune_blocks(model, job.spec, targets, job.params, batches, job.opts, on_block)
     finally:
         model.train(was_training)
+    return targets, seconds
+
+
+def prune_model(model: nn.Module, calibration: Any, method: str, sparsity: float,
+                pattern: str = "unstructured", allocation: str = "uniform", *,
+                on_block: Callable[[int, float], None] | None = None, **options: Any) -> PruneReport:
+    """Prune `model` in place with `method` at `sparsity`; see the module docstring.
+
+    Options: languages (a tag per row), batch_size, propagation ('sequential'
+    feeds each block the pruned outputs of the one before, as the reference;
+    'dense' the unpruned ones), true_sequential, device (where blocks are
+    computed; blocks not being pruned stay where they are), activations_on_cpu,
+    owl_lambda / owl_m (allocation='owl'), and the pruner's own parameters.
+    """
+    job = prepare(calibration, method, sparsity, pattern, allocation, **options)
+    targets, seconds = run(model, job, on_block)
     overall, per_block, per_linear = measure_sparsity(model)
-    return PruneReport(method, target.sparsity if spec.prunes else 0.0, target.pattern, overall, per_block,
-                       per_linear, seconds, [t.sparsity for t in targets])
+    return PruneReport(method, job.target.sparsity if job.spec.prunes else 0.0, job.target.pattern, overall,
+                       per_block, per_linear, seconds, [t.sparsity for t in targets])
 
 
 def owl_outlier_ratios(model: nn.Module, batches, opts: LoopOptions, m: float) -> list[float]:

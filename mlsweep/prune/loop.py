@@ -42,6 +42,19 @@ class LoopOptions:
     true_sequential: bool = False
     device: Optional[torch.device] = None  # compute device; None: where the model's stem is
     activations_on_cpu: bool = False
+    # Called before / after a block's turn; streaming from disk loads and saves blocks here.
+    load_block: Optional[Callable[[int, nn.Module], None]] = None
+    release_block: Optional[Callable[[int, nn.Module], None]] = None
+
+    @contextmanager
+    def turn(self, i: int, block: nn.Module, device: torch.device) -> Iterator[nn.Module]:
+        """The block's turn: loaded if streamed, on the compute device, released afterwards."""
+        if self.load_block:
+            self.load_block(i, block)
+        with on_device(block, device):
+            yield block
+        if self.release_block:
+            self.release_block(i, block)
 
 
 @dataclass
@@ -64,6 +77,11 @@ def _move(value: Any, device: torch.device) -> Any:
     if isinstance(value, dict):
         return {k: _move(v, device) for k, v in value.items()}
     return value
+
+
+def _stem_device(model: nn.Module, blocks: nn.ModuleList) -> torch.device:
+    in_blocks = {id(p) for p in blocks.parameters()}
+    return next(p.device for p in model.parameters() if id(p) not in in_blocks)
 
 
 @contextmanager
@@ -193,8 +211,9 @@ def _prune_linears(linears: dict[str, nn.Linear], names: list[str], spec: Pruner
                    target: SparsityTarget, params: Any) -> None:
     for name in names:
         lin = linears[name]
-        new = spec.prune(lin.weight.data.float(), stats.get(name), target, params)
+        new = spec.prune(lin.weight.data.float(), stats.pop(name, None), target, params)
         lin.weight.data.copy_(new.to(lin.weight.dtype))
+        del new  # statistics (a d_in x d_in Hessian for SparseGPT) are freed linear by linear
 
 
 @torch.no_grad()
@@ -203,11 +222,11 @@ def walk_statistics(model: nn.Module, batches: list[tuple[torch.Tensor, Optional
                     visit: Callable[[int, dict[str, nn.Linear], dict], None]) -> None:
     """A statistics-only pass: no pruning, dense outputs propagate (OWL's first pass, analyses)."""
     blocks = find_blocks(model)
-    device = opts.device or next(model.parameters()).device
+    device = opts.device or _stem_device(model, blocks)
     data = capture_inputs(model, blocks, batches, opts, device)
     probe = PrunerSpec(name="statistics", summary="", prune=lambda *a: None, make_collector=make_collector)
     for i, block in enumerate(blocks):
-        with on_device(block, device):
+        with opts.turn(i, block, device):
             linears = find_linears(block)
             stats, outs = collect(block, linears, probe, data, device)
             visit(i, linears, stats)
@@ -221,12 +240,12 @@ def prune_blocks(model: nn.Module, spec: PrunerSpec, targets: list[SparsityTarge
                  on_block: Callable[[int, float], None] | None = None) -> list[float]:
     """Prune every block in place; returns seconds per block."""
     blocks = find_blocks(model)
-    device = opts.device or next(model.parameters()).device
+    device = opts.device or _stem_device(model, blocks)
     data = capture_inputs(model, blocks, batches, opts, device) if spec.needs_calibration else []
     seconds = []
     for i, block in enumerate(blocks):
         tic = time.perf_counter()
-        with on_device(block, device):
+        with opts.turn(i, block, device):
             linears = find_linears(block)
             if not spec.needs_calibration:
                 _prune_linears(linears, list(linears), spec, {}, targets[i], params)

@@ -54,6 +54,12 @@ class Hessian:
     def H(self) -> torch.Tensor:
         return self.sum * (2.0 / max(self.n_seq, 1))
 
+    def take_H(self) -> torch.Tensor:
+        """H without a copy; the collector is spent afterwards (saves a d_in^2 buffer per linear)."""
+        self.sum.mul_(2.0 / max(self.n_seq, 1))
+        H, self.sum = self.sum, None
+        return H
+
 
 @contextmanager
 def no_tf32() -> Iterator[None]:
@@ -66,22 +72,29 @@ def no_tf32() -> Iterator[None]:
 
 
 def inverse_hessian_factor(H: torch.Tensor, W: torch.Tensor, percdamp: float) -> torch.Tensor:
-    """Upper Cholesky factor of the damped H^-1; zeroes W's dead columns in place."""
-    H = H.clone()
+    """Upper Cholesky factor of the damped H^-1; modifies H, and zeroes W's dead columns, in place."""
     dead = torch.diag(H) == 0
     H[dead, dead] = 1.0
     W[:, dead] = 0.0
-    H += percdamp * torch.mean(torch.diag(H)) * torch.eye(H.shape[0], device=H.device, dtype=H.dtype)
-    Hinv = torch.cholesky_inverse(torch.linalg.cholesky(H))
+    H.diagonal().add_(percdamp * torch.mean(torch.diag(H)))
+    L = torch.linalg.cholesky(H)
+    del H
+    Hinv = torch.cholesky_inverse(L)
+    del L
     return torch.linalg.cholesky(Hinv, upper=True)
 
 
 def obs_prune(W: torch.Tensor, H: torch.Tensor, target: SparsityTarget, percdamp: float = 0.01,
-              blocksize: int = 128) -> torch.Tensor:
-    """The SparseGPT column sweep; W (d_out, d_in) fp32, returns the pruned, updated weight."""
+              blocksize: int = 128, own_H: bool = False) -> torch.Tensor:
+    """The SparseGPT column sweep; W (d_out, d_in) fp32, returns the pruned, updated weight.
+
+    own_H: H may be overwritten (saves a copy of a d_in x d_in matrix).
+    """
     with no_tf32():
         W = W.clone().float()
-        U = inverse_hessian_factor(H.float(), W, percdamp)
+        H = H.float() if own_H else H.float().clone()
+        U = inverse_hessian_factor(H, W, percdamp)
+        del H
         d_in = W.shape[1]
         for i1 in range(0, d_in, blocksize):
             i2 = min(i1 + blocksize, d_in)
@@ -110,7 +123,7 @@ def obs_prune(W: torch.Tensor, H: torch.Tensor, target: SparsityTarget, percdamp
 
 
 def prune(weight: torch.Tensor, stats: Hessian, target: SparsityTarget, params: Params) -> torch.Tensor:
-    return obs_prune(weight, stats.H, target, params.percdamp, params.blocksize)
+    return obs_prune(weight, stats.take_H(), target, params.percdamp, params.blocksize, own_H=True)
 
 
 SPEC = PrunerSpec(name="sparsegpt", summary="OBS reconstruction, adaptive mask per 128 columns", prune=prune,

@@ -1,0 +1,213 @@
+"""Pruning a checkpoint that does not fit in memory, one block at a time from disk.
+
+    report = prune_checkpoint("path/to/model", "path/to/pruned", calibration, "sparsegpt", 0.5)
+
+The model is built on the `meta` device (no memory), its stem (embeddings,
+final norm, lm_head, rotary tables) is read from the safetensors files, and
+each decoder block is read just before its turn and written to the output
+folder right after it, then dropped. Peak memory is the stem, one block and
+the calibration activations, whatever the model's size (a 70B model on one
+80 GB GPU). The output folder is a normal checkpoint: `from_pretrained` loads
+it. The pruning itself is the same code as `prune_model` (same masks).
+"""
+from __future__ import annotations
+
+import copy
+import ctypes
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from mlsweep.prune import PruneReport, owl_outlier_ratios, prepare, run, summarize, zero_counts
+from mlsweep.prune.arch import find_blocks
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+                    "vocab.json", "merges.txt", "generation_config.json")
+
+
+class Checkpoint:
+    """Model tensor name -> (safetensors file, name in the file), single-file or sharded.
+
+    `renamings` are (regex, replacement) pairs from checkpoint names to the
+    model's (transformers renames a few legacy names, e.g. GPT-NeoX embed_out).
+    """
+
+    def __init__(self, folder: Path, renamings: list[tuple[str, str]] = ()):
+        self.folder = Path(folder)
+        index = self.folder / "model.safetensors.index.json"
+        if index.exists():
+            stored = {k: self.folder / v for k, v in json.loads(index.read_text())["weight_map"].items()}
+        elif (self.folder / "model.safetensors").exists():
+            with safe_open(self.folder / "model.safetensors", framework="pt") as f:
+                stored = {k: self.folder / "model.safetensors" for k in f.keys()}
+        else:
+            raise ValueError(f"model.path={str(folder)!r}: no model.safetensors(.index.json) to stream from")
+        self.files: dict[str, tuple[Path, str]] = {}
+        for key, path in stored.items():
+            name = key
+            for pattern, repl in renamings:
+                name = re.sub(pattern, repl, name)
+            self.files[name] = (path, key)
+
+    def load(self, names: list[str], device: torch.device) -> dict[str, torch.Tensor]:
+        by_file: dict[Path, list[str]] = {}
+        for n in names:
+            by_file.setdefault(self.files[n][0], []).append(n)
+        out = {}
+        for path, keys in by_file.items():
+            with safe_open(path, framework="pt", device=str(device)) as f:
+                out.update({k: f.get_tensor(self.files[k][1]) for k in keys})
+        return out
+
+
+def renamings(model: nn.Module) -> list[tuple[str, str]]:
+    """The pure renamings transformers applies when loading this model; fused conversions are refused."""
+    from transformers.conversion_mapping import get_model_conversion_mapping
+    from transformers.core_model_loading import WeightRenaming
+
+    pairs = []
+    for t in get_model_conversion_mapping(model, add_legacy=False):
+        if not isinstance(t, WeightRenaming):
+            raise ValueError(f"engine.stream_from_disk: {type(model).__name__} checkpoints need tensor "
+                             "conversions on load; prune this model in memory (engine.offload_blocks=true)")
+        pairs += list(zip(t.source_patterns, t.target_patterns))
+    return pairs
+
+
+def _materialize(module: nn.Module, prefix: str, ckpt: Checkpoint, device: torch.device) -> None:
+    """Replace the module's meta tensors (recursively) by the checkpoint's."""
+    names = [f"{prefix}{n}" for n, _ in module.named_parameters()] + \
+            [f"{prefix}{n}" for n, _ in module.named_buffers() if f"{prefix}{n}" in ckpt.files]
+    tensors = ckpt.load([n for n in names if n in ckpt.files], device)
+    module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items()}, strict=False, assign=True)
+
+
+def _build_stem(model: nn.Module, blocks: nn.ModuleList, ckpt: Checkpoint, config, device: torch.device) -> None:
+    in_blocks = {id(m) for m in blocks.modules()}
+    for name, module in model.named_modules():
+        if id(module) in in_blocks:
+            continue
+        prefix = f"{name}." if name else ""
+        for pname, p in list(module.named_parameters(recurse=False)):
+            if p.is_meta and f"{prefix}{pname}" in ckpt.files:
+                module._parameters[pname] = nn.Parameter(ckpt.load([prefix + pname], device)[prefix + pname],
+                                                         requires_grad=False)
+    _fill_buffers(model, in_blocks, config, device)
+    model.tie_weights()
+    left = [n for n, p in model.named_parameters() if p.is_meta and not _in(n, blocks, model)]
+    if left:
+        raise ValueError(f"model.path: the checkpoint lacks {left[:3]}")
+
+
+def _in(name: str, blocks: nn.ModuleList, model: nn.Module) -> bool:
+    prefix = next(n for n, m in model.named_modules() if m is blocks)
+    return name.startswith(prefix + ".")
+
+
+def _fill_buffers(model: nn.Module, in_blocks: set[int], config, device: torch.device) -> None:
+    """Non-persistent stem buffers (rotary inv_freq, embedding scales, sinusoids) are not in
+    checkpoints: take them from a one-block copy of the model built for real."""
+    missing = [(name, m) for name, m in model.named_modules() if id(m) not in in_blocks
+               and any(b is not None and b.is_meta for b in m.buffers(recurse=False))]
+    if not missing:
+        return
+    from transformers import AutoModelForCausalLM
+
+    small = copy.deepcopy(config)
+    small.num_hidden_layers = 1
+    with torch.device(device):
+        shadow = AutoModelForCausalLM.from_config(small)
+    for name, module in missing:
+        twin = shadow.get_submodule(name) if name else shadow
+        for bname, buf in list(module._buffers.items()):
+            if buf is not None and buf.is_meta:
+                module._buffers[bname] = twin._buffers[bname].to(buf.dtype)
+    del shadow
+
+
+def prune_checkpoint(src: str | Path, dst: str | Path, calibration: Any, method: str, sparsity: float,
+                     pattern: str = "unstructured", allocation: str = "uniform", *, dtype: Optional[str] = None,
+                     on_block: Callable[[int, float], None] | None = None, **options: Any) -> PruneReport:
+    """Stream-prune the checkpoint in `src` into `dst`; options as for `prune_model`."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    job = prepare(calibration, method, sparsity, pattern, allocation, **options)
+    src, dst = Path(src), Path(dst)
+    config = AutoConfig.from_pretrained(src)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype) if dtype else None)
+    ckpt = Checkpoint(src, renamings(model))
+    blocks = find_blocks(model)
+    prefix = next(n for n, m in model.named_modules() if m is blocks) + "."
+    home = torch.device("cpu")
+    _build_stem(model, blocks, ckpt, config, home)
+    dst.mkdir(parents=True, exist_ok=True)
+    counts: dict[int, dict] = {}
+    saving = {"on": False}  # OWL's statistics pass reads blocks without writing them
+
+    def load(i: int, block: nn.Module) -> None:
+        _materialize(block, f"{prefix}{i}.", ckpt, home)
+
+    def release(i: int, block: nn.Module) -> None:
+        if saving["on"]:
+            counts[i] = zero_counts(block)
+            state = {f"{prefix}{i}.{k}": v.contiguous() for k, v in block.state_dict().items()}
+            save_file(state, str(dst / f"block-{i:05d}.safetensors"), metadata={"format": "pt"})
+        block.to("meta")
+        _trim()
+
+    job.opts.load_block, job.opts.release_block = load, release
+    job.opts.device = job.opts.device or home
+    ratios = None
+    if job.allocation == "owl" and job.spec.prunes:
+        ratios = owl_outlier_ratios(model, job.batches, job.opts, job.owl_m)
+    saving["on"] = True
+    targets, seconds = run(model, job, on_block, ratios)
+    _write_stem(model, blocks, dst, config, src)
+    overall, per_block, per_linear = summarize([counts[i] for i in range(len(blocks))])
+    return PruneReport(method, job.target.sparsity if job.spec.prunes else 0.0, job.target.pattern, overall,
+                       per_block, per_linear, seconds, [t.sparsity for t in targets])
+
+
+def _trim() -> None:
+    """Hand freed heap memory back to the OS after each block (glibc keeps it otherwise,
+    and a streamed run would creep towards the size of the model)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _write_stem(model: nn.Module, blocks: nn.ModuleList, dst: Path, config, src: Path) -> None:
+    """The non-block tensors, an index over all files, the config and the tokenizer files."""
+    in_blocks = {id(p) for p in blocks.parameters()}
+    stem, seen = {}, set()
+    for name, p in model.named_parameters(remove_duplicate=True):
+        if id(p) not in in_blocks and p.data_ptr() not in seen:
+            seen.add(p.data_ptr())
+            stem[name] = p.data.contiguous()
+    for name, b in model.named_buffers():
+        if not any(name.startswith(f"{n}.") for n, m in model.named_modules() if m is blocks) and b is not None:
+            persistent = name.rsplit(".", 1)[-1] not in getattr(model.get_submodule(name.rsplit(".", 1)[0])
+                                                               if "." in name else model,
+                                                               "_non_persistent_buffers_set", set())
+            if persistent:
+                stem[name] = b.contiguous()
+    save_file(stem, str(dst / "stem.safetensors"), metadata={"format": "pt"})
+    weight_map = {k: "stem.safetensors" for k in stem}
+    for f in sorted(dst.glob("block-*.safetensors")):
+        with safe_open(f, framework="pt") as h:
+            weight_map.update({k: f.name for k in h.keys()})
+    (dst / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map},
+                                                                 indent=1))
+    config.save_pretrained(dst)
+    for name in _TOKENIZER_FILES:
+        if (src / name).exists():
+            shutil.copy(src / name, dst / name)
