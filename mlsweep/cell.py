@@ -21,8 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlsweep.data.calibration import build_calibration, doc_hash
 from mlsweep.data.mixes import sample_counts
-from mlsweep.data.sources import get_source
-from mlsweep.evaluate.perplexity import join_documents, perplexity
+from mlsweep.data.sources import source_from
+from mlsweep.evaluate.suite import Corpus, Suite
+from mlsweep.evaluate.suite import evaluate as evaluate_suite
 from mlsweep.modeling import load_model, load_tokenizer, local_folder, resolve_device
 from mlsweep.progress import Progress
 from mlsweep.prune import prune_model
@@ -145,7 +146,7 @@ def _execute(cfg: DictConfig, progress: Progress) -> dict[str, Any]:
 def _calibration(cfg: DictConfig, tokenizer):
     c, m = cfg.calib, cfg.model
     counts = sample_counts(c.mix, c.nsamples, list(c.languages), m.family)
-    source = get_source(c.source.name, c.source.path)
+    source = source_from(c.source)
     docs = {lang: source.documents(lang, c.split) for lang in counts}
     return build_calibration(tokenizer, docs, counts, c.seqlen or m.seqlen, c.seed), counts
 
@@ -185,20 +186,15 @@ def check_sparsity(report, tolerance: float, d_in: int) -> None:
                            f"by more than {allowed:.4f} (sparsity.tolerance={tolerance} + 1/d_in)")
 
 
-def _evaluate(cfg: DictConfig, model, tokenizer, calib_hashes: set[str]) -> dict[str, Any]:
+def eval_suite(cfg: DictConfig, seqlen: int) -> Suite:
+    """The eval config as plain values (sources built, nothing loaded yet)."""
     e = cfg.eval
-    source = get_source(e.source.name, e.source.path)
-    seqlen = e.seqlen or cfg.model.seqlen
-    out: dict[str, Any] = {}
-    for lang in e.languages:
-        docs = source.documents(lang, e.split)
-        overlap = calib_hashes & {doc_hash(d) for d in docs}
-        if overlap:
-            raise RuntimeError(f"eval.split={e.split!r} ({lang}) shares {len(overlap)} documents with the "
-                               "calibration text; evaluation text must be held out")
-        ids = torch.tensor(tokenizer(join_documents(docs), add_special_tokens=False)["input_ids"])
-        res = perplexity(model, ids, seqlen, e.batch_size, e.max_windows)
-        out[f"ppl/{lang}"] = res.ppl
-        out[f"eval_tokens/{lang}"] = res.tokens
-        out[f"eval_windows/{lang}"] = res.windows
-    return out
+    corpora = [Corpus("ppl", source_from(e.source), e.split, list(e.languages), e.max_windows)]
+    corpora += [Corpus(c.key, source_from(c.source), c.split, list(c.languages), c.max_windows) for c in e.corpora]
+    scorers = {"kim_xnli": source_from(e.kim_xnli)} if any(t.startswith("kim_xnli_") for t in e.tasks) else {}
+    return Suite(corpora, e.seqlen or seqlen, e.batch_size, list(e.tasks), e.limit, e.num_fewshot,
+                 list(e.include_paths), scorers)
+
+
+def _evaluate(cfg: DictConfig, model, tokenizer, calib_hashes: set[str]) -> dict[str, Any]:
+    return evaluate_suite(model, tokenizer, eval_suite(cfg, cfg.model.seqlen), calib_hashes)

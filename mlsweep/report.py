@@ -110,15 +110,18 @@ def write_report(df: pd.DataFrame, out_dir: Path, metric: str = "ppl") -> list[t
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="mlsweep-report", description=__doc__.splitlines()[0])
     ap.add_argument("folders", nargs="+", type=Path, help="sweep folders (outputs/<experiment>/<timestamp>)")
-    ap.add_argument("--metric", default="ppl", help="metric prefix in the rows (default: ppl)")
+    ap.add_argument("--metric", nargs="+", default=None,
+                    help="metric prefixes to tabulate (default: ppl, and acc_lang when the suite has tasks)")
     ap.add_argument("--out", type=Path, default=None, help="where tables go (default: <first folder>/report)")
     args = ap.parse_args(argv)
     df = load_rows(args.folders)
     out = args.out or args.folders[0].resolve() / "report"
     status = df["status"].value_counts().to_dict()
     print(f"{len(df)} cells: " + ", ".join(f"{n} {s}" for s, n in status.items()))
-    for title, table in write_report(df, out, args.metric):
-        print(f"\n### {title}\n{to_markdown(table)}")
+    metrics = args.metric or [m for m in ("ppl", "acc_lang") if metric_languages(df, m)]
+    for metric in metrics:  # perplexity and accuracy side by side, one table each
+        for title, table in write_report(df, out, metric):
+            print(f"\n### {title}\n{to_markdown(table, 2 if metric.startswith('ppl') else 3)}")
     print(f"\ntables written to {out}")
 
 

@@ -36,6 +36,22 @@ class ModelConfig:
 class SourceConfig:
     name: str = "testbed"  # text-source registry key (mlsweep.data.sources)
     path: Optional[str] = None  # folder for the `local` source
+    # hub sources (hf and its presets): overrides of the preset; templates take {code} {iso3} {flores} {xlsum}
+    dataset: Optional[str] = None
+    config: Optional[str] = None
+    text_field: Optional[str] = None
+    data_files: Optional[str] = None
+
+
+@dataclass
+class CorpusConfig:
+    """A further perplexity corpus of an eval suite; metrics `<key>/<lang>`, `<key>_bpb/<lang>`."""
+
+    key: str = MISSING
+    source: SourceConfig = field(default_factory=SourceConfig)
+    split: str = "test"
+    languages: List[str] = field(default_factory=list)
+    max_windows: Optional[int] = None
 
 
 @dataclass
@@ -67,8 +83,16 @@ class EvalConfig:
     split: str = "test"
     languages: List[str] = field(default_factory=list)
     seqlen: Optional[int] = None  # None: the model's seqlen
-    batch_size: int = 8
+    batch_size: int = 8  # windows / lm-eval requests per forward (explicit: never "auto")
     max_windows: Optional[int] = None  # cap per language; None: whole split
+    corpora: List[CorpusConfig] = field(default_factory=list)  # further perplexity corpora
+    tasks: List[str] = field(default_factory=list)  # lm-eval task or group names, or project scorers
+    limit: Optional[float] = None  # lm-eval: items per task (int) or fraction
+    num_fewshot: int = 0
+    include_paths: List[str] = field(default_factory=list)  # extra lm-eval task folders
+    # data of the project's kim_xnli_<lang> scorer (Kim et al. 2024): HF xnli test split per language
+    kim_xnli: SourceConfig = field(default_factory=lambda: SourceConfig(
+        name="hf", dataset="facebook/xnli", config="{code}", text_field="premise"))
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from mlsweep.data.mixes import sample_counts
-from mlsweep.data.sources import check_languages, get_source
+from mlsweep.data.sources import check_languages, source_from
 from mlsweep.modeling import DTYPES, context_length, load_config
 from mlsweep.prune.allocation import ALLOCATIONS, check_owl
 from mlsweep.prune.masks import make_target
@@ -66,13 +66,13 @@ def _validate(cfg: DictConfig) -> None:
                               f"(the context length of {cfg.model.path})")
     if cfg.eval.batch_size <= 0:
         raise ConfigError(f"eval.batch_size={cfg.eval.batch_size}: must be a positive integer")
-    eval_source = get_source(cfg.eval.source.name, cfg.eval.source.path)
-    check_languages("eval.languages", list(cfg.eval.languages), eval_source)
+    check_eval(cfg)
     from mlsweep.cell import uses_calibration
 
     if uses_calibration(cfg):
-        calib_source = get_source(cfg.calib.source.name, cfg.calib.source.path)
+        calib_source = source_from(cfg.calib.source)
         check_languages("calib.languages", list(cfg.calib.languages), calib_source)
+        calib_source.check(list(cfg.calib.languages), cfg.calib.split)
         sample_counts(cfg.calib.mix, cfg.calib.nsamples, list(cfg.calib.languages), cfg.model.family)
         if cfg.calib.source == cfg.eval.source and cfg.calib.split == cfg.eval.split:
             raise ConfigError(f"calib.split={cfg.calib.split!r} equals eval.split: calibration and "
@@ -84,3 +84,25 @@ def _get(cfg: DictConfig, dotted: str) -> Any:
     for part in dotted.split("."):
         node = node[part]
     return node
+
+
+def check_eval(cfg: DictConfig) -> None:
+    """Every corpus and task of the suite is reachable: data on disk or in the HF cache."""
+    from mlsweep.cell import eval_suite
+
+    for i, c in enumerate(cfg.eval.corpora):
+        if not c.key.startswith("ppl_"):
+            raise ConfigError(f"eval.corpora[{i}].key={c.key!r}: must start with 'ppl_' (e.g. ppl_xlsum)")
+    suite = eval_suite(cfg, cfg.model.seqlen)
+    for i, corpus in enumerate(suite.corpora):
+        field = "eval.languages" if i == 0 else f"eval.corpora[{i - 1}].languages"
+        check_languages(field, corpus.languages, corpus.source)
+        corpus.source.check(corpus.languages, corpus.split)
+    harness = [t for t in suite.tasks if not t.startswith("kim_xnli_")]
+    if harness:
+        from mlsweep.evaluate.harness import check_tasks
+
+        check_tasks(harness, suite.include_paths)
+    for task in suite.tasks:
+        if task.startswith("kim_xnli_"):
+            suite.scorer_sources["kim_xnli"].check([task.removeprefix("kim_xnli_")], "test")

@@ -1,10 +1,12 @@
 """Text-source registry: where per-language documents come from.
 
-A source answers `languages()` and `documents(lang, split)`. `local` reads a
-folder laid out as `<root>/<lang>/<split>.jsonl` (one {"text": ...} per line)
-or `<root>/<lang>/<split>.txt` (one document per line); `testbed` is the same
-reader on the corpus shipped with the package. Hub sources (mC4, CC-100,
-FLORES, XL-Sum) join this registry with the same two methods.
+A source answers `languages()`, `documents(lang, split)` and `check(langs,
+split)` (cheap; run before any pruning). `local` reads a folder laid out as
+`<root>/<lang>/<split>.jsonl` (one {"text": ...} per line) or
+`<root>/<lang>/<split>.txt` (one document per line); `testbed` is the same
+reader on the corpus shipped with the package. `hf` and its presets (`flores`,
+`xlsum`, `mc4`, `culturax`, `wikipedia`, `wikitext2`) load Hugging Face
+datasets with `datasets.load_dataset` (mlsweep/data/hub.py).
 """
 from __future__ import annotations
 
@@ -42,6 +44,10 @@ class FolderSource:
     def documents(self, lang: str, split: str) -> list[str]:
         return list(_read_docs(self.root, lang, split))
 
+    def check(self, langs: list[str], split: str) -> None:
+        for lang in langs:
+            _read_docs(self.root, lang, split)
+
 
 @lru_cache(maxsize=64)
 def _read_docs(root: Path, lang: str, split: str) -> tuple[str, ...]:
@@ -67,23 +73,45 @@ def _local(path: Optional[str]) -> TextSource:
     return FolderSource(Path(path).expanduser(), name="local")
 
 
-SOURCES: dict[str, Callable[[Optional[str]], TextSource]] = {"testbed": _testbed, "local": _local}
+def _hub(name: str) -> Callable[..., TextSource]:
+    def make(path: Optional[str], **overrides) -> TextSource:
+        from mlsweep.data.hub import hub_source
+
+        return hub_source(name, path, **overrides)
+    return make
 
 
-def get_source(name: str, path: Optional[str] = None) -> TextSource:
+SOURCES: dict[str, Callable[..., TextSource]] = {"testbed": _testbed, "local": _local}
+SOURCES.update({name: _hub(name) for name in ("hf", "flores", "xlsum", "mc4", "culturax", "wikipedia", "wikitext2")})
+
+
+def get_source(name: str, path: Optional[str] = None, **overrides) -> TextSource:
+    """A source by registry name; `overrides` (dataset, config, text_field, data_files) tune hub presets."""
     if name not in SOURCES:
         close = difflib.get_close_matches(name, list(SOURCES), n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(f"source.name={name!r} is unknown.{hint} Available: {', '.join(sorted(SOURCES))}")
-    return SOURCES[name](path)
+    if name in ("testbed", "local"):
+        return SOURCES[name](path)
+    return SOURCES[name](path, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def source_from(cfg) -> TextSource:
+    """The source described by a SourceConfig node."""
+    return get_source(cfg.name, cfg.path, dataset=cfg.get("dataset"), config=cfg.get("config"),
+                      text_field=cfg.get("text_field"), data_files=cfg.get("data_files"))
 
 
 def check_languages(field: str, langs: list[str], source: TextSource) -> None:
     """Fail naming the field and the closest known codes for any unknown language."""
+    from mlsweep.data.languages import normalize
+
     known = source.languages()
     if not langs:
         raise ValueError(f"{field}: empty; choose from {known}")
     for lang in langs:
+        if lang not in known and source.name not in ("testbed", "local"):
+            lang = normalize(lang, field, extra=tuple(known))
         if lang not in known:
             close = difflib.get_close_matches(lang, known, n=3)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""

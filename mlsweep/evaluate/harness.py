@@ -60,3 +60,51 @@ def flatten(out: dict[str, Any]) -> dict[str, Any]:
             if task in samples:
                 flat[f"n/{task}"] = samples[task].get("effective")
     return flat
+
+
+_FILE_BUILDERS = {"json", "csv", "text", "parquet", "arrow"}
+
+
+def _leaf_configs(manager, name: str, seen: set[str]) -> list[dict]:
+    entry = manager.task_index.get(name)
+    if entry is None or name in seen:
+        return []
+    seen.add(name)
+    cfg = entry.cfg or {}
+    children = cfg.get("task") if isinstance(cfg.get("task"), list) else None
+    if children is None:
+        return [cfg]
+    out = []
+    for child in children:
+        out += _leaf_configs(manager, child if isinstance(child, str) else child.get("task", ""), seen)
+    return out
+
+
+def check_tasks(tasks: list[str], include_paths: Iterable[str | Path] = ()) -> None:
+    """Fail before pruning: unknown task names, or hub datasets missing while offline."""
+    import difflib
+    import os
+
+    manager = task_manager(include_paths)
+    for t in tasks:
+        if t not in manager.all_tasks:
+            close = difflib.get_close_matches(t, manager.all_tasks, n=3)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise ValueError(f"eval.tasks: {t!r} is not an lm-eval task or group.{hint}")
+    if os.environ.get("HF_DATASETS_OFFLINE") != "1" and os.environ.get("HF_HUB_OFFLINE") != "1":
+        return
+    missing = []
+    for cfg in [c for t in tasks for c in _leaf_configs(manager, t, set())]:
+        path, name = cfg.get("dataset_path"), cfg.get("dataset_name")
+        if not path or "custom_dataset" in cfg or path in _FILE_BUILDERS:
+            continue
+        try:
+            import datasets
+
+            datasets.load_dataset_builder(path, name)
+        except Exception:
+            missing.append(f"{path}" + (f" --config {name}" if name else ""))
+    if missing:
+        cmds = "\n  ".join(f"python -m mlsweep.data.download {m}" for m in sorted(set(missing)))
+        raise ValueError(f"eval.tasks: the hub is offline and these datasets are not cached: "
+                         f"{', '.join(sorted(set(missing)))}. Download them first on a machine with network:\n  {cmds}")

@@ -20,6 +20,17 @@ class PerplexityResult:
     nll_sum: float  # nats, over all scored tokens
     tokens: int  # tokens scored (windows * (seqlen - 1))
     windows: int
+    bytes: int = 0  # UTF-8 bytes of the text the scored tokens cover
+    chars: int = 0
+
+    @property
+    def bits_per_byte(self) -> float:
+        """Comparable across tokenizers: NLL * tokens / (bytes * ln 2), with NLL the mean per token."""
+        return self.nll_sum / (self.bytes * math.log(2)) if self.bytes else math.nan
+
+    @property
+    def bits_per_char(self) -> float:
+        return self.nll_sum / (self.chars * math.log(2)) if self.chars else math.nan
 
 
 def windows_of(token_ids: torch.Tensor, seqlen: int, max_windows: Optional[int] = None) -> torch.Tensor:
@@ -46,6 +57,27 @@ def perplexity(model, token_ids: torch.Tensor, seqlen: int, batch_size: int = 8,
         nll += float(loss)
         tokens += batch[:, 1:].numel()
     return PerplexityResult(math.exp(nll / tokens), nll, tokens, wins.shape[0])
+
+
+def covered_text(text: str, offsets: list[tuple[int, int]], n_windows: int, seqlen: int) -> tuple[int, int]:
+    """(bytes, chars) of the text spanned by the scored tokens: positions 1..seqlen-1 of each window."""
+    n_bytes = n_chars = 0
+    for w in range(n_windows):
+        start = offsets[w * seqlen + 1][0] if seqlen > 1 else 0
+        end = offsets[w * seqlen + seqlen - 1][1]
+        span = text[start:end] if end > start else ""
+        n_bytes += len(span.encode("utf-8"))
+        n_chars += len(span)
+    return n_bytes, n_chars
+
+
+def text_perplexity(model, tokenizer, text: str, seqlen: int, batch_size: int = 8,
+                    max_windows: Optional[int] = None) -> PerplexityResult:
+    """Tokenise once, score the windows, and measure the bytes and characters they cover."""
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    res = perplexity(model, torch.tensor(enc["input_ids"]), seqlen, batch_size, max_windows)
+    res.bytes, res.chars = covered_text(text, enc["offset_mapping"], res.windows, seqlen)
+    return res
 
 
 def join_documents(docs: list[str]) -> str:

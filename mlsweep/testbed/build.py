@@ -34,13 +34,13 @@ MODEL_DIR = PACKAGE_DIR / "testbed" / "model"
 COMMITTED = ("text", "parallel", "tasks", "manifest.json")
 
 
-def copy_heldout(build_dir: Path) -> None:
-    if DATA_DIR.exists():
-        shutil.rmtree(DATA_DIR)
-    DATA_DIR.mkdir(parents=True)
+def copy_heldout(build_dir: Path, data_dir: Path) -> None:
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
     for name in COMMITTED:
         src = build_dir / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, DATA_DIR / name)
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, data_dir / name)
 
 
 def read_jsonl_texts(path: Path) -> list[str]:
@@ -61,10 +61,10 @@ def chars_per_token(tokenizer, docs: list[str]) -> float:
     return round(len(text) / len(tokenizer(text, add_special_tokens=False)["input_ids"]), 3)
 
 
-def measure(model, tokenizer, build_dir: Path, seqlen: int) -> dict:
+def measure(model, tokenizer, build_dir: Path, data_dir: Path, seqlen: int) -> dict:
     out = {}
     for lang in LANGUAGES:
-        test = read_jsonl_texts(DATA_DIR / "text" / lang / "test.jsonl")
+        test = read_jsonl_texts(data_dir / "text" / lang / "test.jsonl")
         ids = tokenizer(join_documents(test), add_special_tokens=False)["input_ids"]
         train_text = (build_dir / "train" / f"{lang}.txt").read_text(encoding="utf-8")
         train_ids = tokenizer(train_text, add_special_tokens=False)["input_ids"]
@@ -80,39 +80,40 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=Recipe.steps)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    ap.add_argument("--data-dir", type=Path, default=DATA_DIR, help="where the held-out data go (committed)")
+    ap.add_argument("--model-dir", type=Path, default=MODEL_DIR, help="where the model goes (committed)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     recipe = Recipe(seed=args.seed, steps=args.steps)
     tic = time.perf_counter()
     manifest = corpus.build(args.build_dir, seed=args.seed)
-    copy_heldout(args.build_dir)
+    copy_heldout(args.build_dir, args.data_dir)
     print(f"corpus: {time.perf_counter() - tic:.0f}s")
     train_files = [args.build_dir / "train" / f"{lang}.txt" for lang in LANGUAGES]
     tokenizer = train_tokenizer(train_files, recipe.vocab_size)
     docs = [d for f in train_files for d in f.read_text(encoding="utf-8").splitlines() if d.strip()]
     windows = pack(docs, tokenizer, recipe.seqlen, recipe.seed)
-    valid_docs = [d for lang in LANGUAGES for d in read_jsonl_texts(DATA_DIR / "text" / lang / "valid.jsonl")]
+    valid_docs = [d for lang in LANGUAGES for d in read_jsonl_texts(args.data_dir / "text" / lang / "valid.jsonl")]
     valid = pack(valid_docs, tokenizer, recipe.seqlen, recipe.seed)
     print(f"train windows {tuple(windows.shape)}, valid windows {tuple(valid.shape)}")
     model = build_model(recipe, tokenizer)
     t_train = time.perf_counter()
     curve = train(model, windows, valid, recipe)
     train_s = time.perf_counter() - t_train
-    results = measure(model, tokenizer, args.build_dir, recipe.seqlen)
-    MODEL_DIR.mkdir(parents=True, exist_ok=True)
-    model.half().save_pretrained(MODEL_DIR, safe_serialization=True)
-    tokenizer.save_pretrained(MODEL_DIR)
+    results = measure(model, tokenizer, args.build_dir, args.data_dir, recipe.seqlen)
+    args.model_dir.mkdir(parents=True, exist_ok=True)
+    model.half().save_pretrained(args.model_dir, safe_serialization=True)
+    tokenizer.save_pretrained(args.model_dir)
     record = {"recipe": recipe.to_dict(), "shares": SHARES, "parameters": sum(p.numel() for p in model.parameters()),
               "train_windows": windows.shape[0], "train_seconds": round(train_s, 1),
               "valid_loss": held_out_loss(model.float(), valid), "curve": [{k: round(v, 4) if isinstance(v, float) else v for k, v in c.items()} for c in curve], "dense": results,
               "corpus_manifest_sha256": {k: v for k, v in manifest.get("sha256", {}).items() if not k.startswith("train/")},
               "torch": torch.__version__}
-    (MODEL_DIR / "testbed.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
-    write_card(MODEL_DIR, record)
+    (args.model_dir / "testbed.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     print(json.dumps(results, indent=1))
-    score_tasks.main()
-    print(f"done in {time.perf_counter() - tic:.0f}s -> {MODEL_DIR}")
+    score_tasks.main(args.model_dir)
+    print(f"done in {time.perf_counter() - tic:.0f}s -> {args.model_dir}")
 
 
 if __name__ == "__main__":

@@ -27,12 +27,12 @@ def score(model_dir: Path = MODEL_DIR, batch_size: int = 32) -> dict[str, dict[s
     return {lang: {t.removeprefix("testbed_"): round(flat[f"acc/{t}_{lang}"], 4) for t in TASKS} for lang in LANGUAGES}
 
 
-def main() -> None:
-    record_path = MODEL_DIR / "testbed.json"
+def main(model_dir: Path = MODEL_DIR) -> None:
+    record_path = model_dir / "testbed.json"
     record = json.loads(record_path.read_text())
-    record["tasks"] = score()
+    record["tasks"] = score(model_dir)
     record_path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
-    write_card(MODEL_DIR, record)
+    write_card(model_dir, record)
     print(json.dumps(record["tasks"], indent=1))
 
 
