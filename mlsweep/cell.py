@@ -156,7 +156,8 @@ def _prune(cfg: DictConfig, spec, model, calib, device: torch.device, out_dir: P
     s, e, m = cfg.sparsity, cfg.engine, cfg.model
     args = (calib.input_ids if calib else None, cfg.pruner.name, s.target if spec.prunes else 0.0,
             s.pattern if spec.prunes else "unstructured", s.allocation if spec.prunes else "uniform")
-    options = dict(owl_lambda=s.owl_lambda, owl_m=s.owl_m, languages=calib.languages if calib else None,
+    options = dict(owl_lambda=s.owl_lambda, owl_m=s.owl_m, cwl_lambda=s.cwl_lambda,
+                   languages=calib.languages if calib else None,
                    batch_size=e.calib_batch_size, propagation=e.propagation, true_sequential=e.true_sequential,
                    device=device, activations_on_cpu=e.activations_on_cpu, **pruner_params(cfg))
     if not e.stream_from_disk:

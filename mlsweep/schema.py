@@ -74,6 +74,7 @@ class SparsityConfig:
     allocation: str = "uniform"  # uniform | owl (layerwise, METHODS.md section 5)
     owl_lambda: float = 0.08  # OWL: block sparsities within target +- lambda
     owl_m: float = 5.0  # OWL: outlier = Wanda score above M x the block mean
+    cwl_lambda: float = 0.08  # CWL (M-Wanda): block sparsities within target +- lambda
 
 
 @dataclass

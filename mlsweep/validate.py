@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from mlsweep.data.mixes import sample_counts
 from mlsweep.data.sources import check_languages, source_from
 from mlsweep.modeling import DTYPES, context_length, load_config
-from mlsweep.prune.allocation import ALLOCATIONS, check_owl
+from mlsweep.prune.allocation import ALLOCATIONS, check_cwl, check_owl
 from mlsweep.prune.masks import make_target
 from mlsweep.prune.registry import get_pruner
 
@@ -52,6 +52,8 @@ def _validate(cfg: DictConfig) -> None:
                               f"{', '.join(ALLOCATIONS)}")
         if cfg.sparsity.allocation == "owl":
             check_owl(target, cfg.sparsity.owl_lambda, cfg.sparsity.owl_m)
+        if cfg.sparsity.allocation == "cwl":
+            check_cwl(target, cfg.sparsity.cwl_lambda, len(set(cfg.calib.languages)))
     if cfg.engine.propagation not in ("sequential", "dense"):
         raise ConfigError(f"engine.propagation={cfg.engine.propagation!r}: allowed values are sequential, dense")
     if cfg.engine.calib_batch_size <= 0:

@@ -17,7 +17,8 @@ from torch import nn
 
 from mlsweep.prune.arch import find_blocks, find_linears
 from mlsweep.prune import wanda
-from mlsweep.prune.allocation import ALLOCATIONS, allocate, check_owl, outlier_ratio
+from mlsweep.prune.allocation import (ALLOCATIONS, allocate, check_cwl, check_owl, cross_language_correlation,
+                                     outlier_ratio)
 from mlsweep.prune.loop import LoopOptions, prune_blocks, walk_statistics
 from mlsweep.prune.masks import SparsityTarget, make_target
 from mlsweep.prune.registry import PrunerSpec, get_pruner
@@ -100,11 +101,16 @@ class Job:
     allocation: str
     owl_lambda: float
     owl_m: float
+    cwl_lambda: float
     opts: LoopOptions
+
+    @property
+    def lam(self) -> float:
+        return self.cwl_lambda if self.allocation == "cwl" else self.owl_lambda
 
 
 def prepare(calibration: Any, method: str, sparsity: float, pattern: str = "unstructured",
-            allocation: str = "uniform", *, owl_lambda: float = 0.08, owl_m: float = 5.0,
+            allocation: str = "uniform", *, owl_lambda: float = 0.08, owl_m: float = 5.0, cwl_lambda: float = 0.08,
             languages: Optional[Sequence[str]] = None, batch_size: int = 8, propagation: str = "sequential",
             true_sequential: bool = False, device: Any = None, activations_on_cpu: bool = False,
             **params: Any) -> Job:
@@ -122,13 +128,15 @@ def prepare(calibration: Any, method: str, sparsity: float, pattern: str = "unst
         raise ValueError(f"sparsity.allocation={allocation!r}: allowed values are {', '.join(ALLOCATIONS)}")
     if allocation == "owl" and spec.prunes:
         check_owl(target, owl_lambda, owl_m)
-        if rows.shape[0] == 0:
-            raise ValueError("calibration: allocation 'owl' needs calibration data for its outlier pass")
+    if allocation == "cwl" and spec.prunes:
+        check_cwl(target, cwl_lambda, len(set(languages or [])))
+    if allocation != "uniform" and spec.prunes and rows.shape[0] == 0:
+        raise ValueError(f"calibration: allocation {allocation!r} needs calibration data for its statistics pass")
     opts = LoopOptions(sequential=propagation == "sequential", true_sequential=true_sequential,
                        device=torch.device(device) if device is not None else None,
                        activations_on_cpu=activations_on_cpu)
     batches = _batches(rows, languages, batch_size) if rows.shape[0] else []
-    return Job(spec, target, method_params, batches, allocation, owl_lambda, owl_m, opts)
+    return Job(spec, target, method_params, batches, allocation, owl_lambda, owl_m, cwl_lambda, opts)
 
 
 def run(model: nn.Module, job: Job, on_block: Callable[[int, float], None] | None = None,
@@ -145,8 +153,7 @@ def run(model: nn.Module, job: Job, on_block: Callable[[int, float], None] | Non
             targets = [SparsityTarget(0.0)] * n_blocks
         else:
             targets = allocate(job.allocation, n_blocks, job.target,
-                               lambda: ratios or owl_outlier_ratios(model, job.batches, job.opts, job.owl_m),
-                               job.owl_lambda, job.owl_m)
+                               lambda: ratios or allocation_scores(model, job), job.lam, job.owl_m)
         batches = job.batches if job.spec.needs_calibration else []
         seconds = prune_blocks(model, job.spec, targets, job.params, batches, job.opts, on_block)
     finally:
@@ -170,6 +177,24 @@ def prune_model(model: nn.Module, calibration: Any, method: str, sparsity: float
     overall, per_block, per_linear = measure_sparsity(model)
     return PruneReport(method, job.target.sparsity if job.spec.prunes else 0.0, job.target.pattern, overall,
                        per_block, per_linear, seconds, [t.sparsity for t in targets])
+
+
+def allocation_scores(model: nn.Module, job: Job) -> list[float]:
+    """The per-block scores of a non-uniform allocation (a dense statistics pass)."""
+    if job.allocation == "cwl":
+        return cwl_scores(model, job.batches, job.opts)
+    return owl_outlier_ratios(model, job.batches, job.opts, job.owl_m)
+
+
+def cwl_scores(model: nn.Module, batches, opts: LoopOptions) -> list[float]:
+    """CWL: 1 - mean cross-language correlation of each block's per-language feature norms."""
+    from mlsweep.prune.mwanda import LanguageStats
+
+    scores: list[float] = []
+    walk_statistics(model, batches, opts, LanguageStats,
+                    lambda _i, linears, stats: scores.append(
+                        1 - cross_language_correlation([stats[n].n().sqrt() for n in linears])))
+    return scores
 
 
 def owl_outlier_ratios(model: nn.Module, batches, opts: LoopOptions, m: float) -> list[float]:

@@ -44,15 +44,44 @@ def check_owl(target: SparsityTarget, lam: float, m: float) -> None:
         raise ValueError(f"sparsity.owl_m={m}: must be positive")
 
 
-def allocate(name: str, n_blocks: int, target: SparsityTarget, outlier_ratios: Callable[[], list[float]],
+def cross_language_correlation(norms: list[torch.Tensor]) -> float:
+    """Mean Pearson correlation between languages' feature-norm vectors, over all pairs and linears.
+
+    norms: one (languages, d_in) matrix a[l, j] = sqrt(n[l, j]) per linear of the block.
+    """
+    values = []
+    for a in norms:
+        c = torch.corrcoef(a.double())  # (languages, languages)
+        i, j = torch.triu_indices(a.shape[0], a.shape[0], offset=1)
+        values.append(c[i, j])
+    return float(torch.cat(values).mean())
+
+
+def check_cwl(target: SparsityTarget, lam: float, n_languages: int) -> None:
+    if target.is_nm:
+        raise ValueError("sparsity.allocation='cwl' supports sparsity.pattern='unstructured' only")
+    bound = min(target.sparsity, 1 - target.sparsity)
+    if not 0 <= lam <= bound:
+        raise ValueError(f"sparsity.cwl_lambda={lam}: allowed range is [0, min(s, 1-s)] = [0, {bound:g}]")
+    if n_languages < 2:
+        raise ValueError(f"sparsity.allocation='cwl' needs calibration in at least 2 languages, got {n_languages}")
+
+
+def allocate(name: str, n_blocks: int, target: SparsityTarget, scores: Callable[[], list[float]],
              lam: float = 0.08, m: float = 5.0) -> list[SparsityTarget]:
-    """Per-block targets; `outlier_ratios` runs the statistics pass only when OWL needs it."""
+    """Per-block targets; `scores` runs the statistics pass only when the allocation needs it.
+
+    owl: scores are outlier ratios D_l. cwl (M-Wanda, METHODS.md section 10.4): scores are
+    1 - r_b, r_b the block's cross-language correlation, so more language-specific blocks
+    keep more weights; both through the OWL mapping above.
+    """
     if name == "uniform":
         return [target] * n_blocks
     if name == "owl":
         check_owl(target, lam, m)
-        return [SparsityTarget(s) for s in owl_sparsities(outlier_ratios(), target.sparsity, lam)]
+    if name in ("owl", "cwl"):
+        return [SparsityTarget(s) for s in owl_sparsities(scores(), target.sparsity, lam)]
     raise ValueError(f"sparsity.allocation={name!r}: allowed values are {', '.join(ALLOCATIONS)}")
 
 
-ALLOCATIONS = ("uniform", "owl")
+ALLOCATIONS = ("uniform", "owl", "cwl")

@@ -25,7 +25,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from mlsweep.prune import PruneReport, owl_outlier_ratios, prepare, run, summarize, zero_counts
+from mlsweep.prune import PruneReport, allocation_scores, prepare, run, summarize, zero_counts
 from mlsweep.prune.arch import find_blocks
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
@@ -166,8 +166,8 @@ def prune_checkpoint(src: str | Path, dst: str | Path, calibration: Any, method:
     job.opts.load_block, job.opts.release_block = load, release
     job.opts.device = job.opts.device or home
     ratios = None
-    if job.allocation == "owl" and job.spec.prunes:
-        ratios = owl_outlier_ratios(model, job.batches, job.opts, job.owl_m)
+    if job.allocation != "uniform" and job.spec.prunes:
+        ratios = allocation_scores(model, job)
     saving["on"] = True
     targets, seconds = run(model, job, on_block, ratios)
     _write_stem(model, blocks, dst, config, src)

@@ -1,0 +1,85 @@
+"""M-Wanda: language-tagged statistics, Wanda as its special case, CWL allocation."""
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from helpers import tiny_config
+from mlsweep.prune import masks, mwanda, prune_model, wanda
+from mlsweep.prune.allocation import cross_language_correlation
+
+
+def tiny():
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(tiny_config("llama", 300)).eval()
+
+
+def calib(n=8, seed=1):
+    return torch.randint(4, 300, (n, 16), generator=torch.Generator().manual_seed(seed))
+
+
+LANGS = ["de"] * 3 + ["sw"] * 5  # an unequal mix
+
+
+def stats_from(xs_by_lang):
+    st = mwanda.LanguageStats(6)
+    for lang, xs in xs_by_lang.items():
+        for x in xs:
+            st.add(x, n_seq=1, lang=lang)
+    return st
+
+
+def test_language_statistics_against_hand_computation():
+    g = torch.Generator().manual_seed(0)
+    xs = {"de": [torch.randn(5, 6, generator=g) for _ in range(2)], "sw": [torch.randn(4, 6, generator=g)]}
+    st = stats_from(xs)
+    n_de = sum((x ** 2).sum(0) for x in xs["de"]) / 2
+    assert torch.allclose(st.n()[0], n_de) and torch.allclose(st.n()[1], (xs["sw"][0] ** 2).sum(0))
+    assert torch.allclose(st.p()[0], sum((x > 0).float().sum(0) for x in xs["de"]) / 10)
+    pooled = (sum((x ** 2).sum(0) for x in xs["de"]) + (xs["sw"][0] ** 2).sum(0)) / 3
+    assert torch.allclose(st.pooled(), pooled)
+    params = mwanda.Params(lambda_var=0.7, gamma=0.5)
+    a = st.n().sqrt()
+    want = (pooled.sqrt() + 0.7 * a.std(0, unbiased=False)) * st.p().mean(0) ** 0.5
+    W = torch.randn(3, 6, generator=g)
+    assert torch.allclose(mwanda.score(W, st, params), W.abs() * want[None, :])
+
+
+def test_one_language_or_lambda_and_gamma_zero_gives_wandas_exact_mask():
+    for langs, params in ((["de"] * 8, dict()), (LANGS, dict(lambda_var=0.0, gamma=0.0))):
+        a, b = tiny(), tiny()
+        prune_model(a, calib(), "wanda", 0.6, languages=langs)
+        prune_model(b, calib(), "mwanda", 0.6, languages=langs, **(params or dict(gamma=0.0)))
+        for pa, pb in zip(a.parameters(), b.parameters()):
+            assert torch.equal(pa == 0, pb == 0)
+
+
+def test_language_mean_centre_is_the_literal_formula():
+    st = stats_from({"de": [torch.ones(2, 6)], "sw": [4 * torch.ones(2, 6)]})
+    A = mwanda.feature_norm(st, mwanda.Params(lambda_var=0.0, centre="language_mean"))
+    assert torch.allclose(A, torch.full((6,), (2 ** 0.5 + 32 ** 0.5) / 2))
+
+
+def test_language_aware_terms_change_the_mask():
+    a, b = tiny(), tiny()
+    prune_model(a, calib(), "wanda", 0.6, languages=LANGS)
+    prune_model(b, calib(), "mwanda", 0.6, languages=LANGS)
+    assert not torch.equal(a.model.layers[0].mlp.up_proj.weight == 0, b.model.layers[0].mlp.up_proj.weight == 0)
+    assert ((b.model.layers[0].mlp.up_proj.weight == 0).sum(1) == int(32 * 0.6)).all()
+
+
+def test_cwl_correlation_and_allocation():
+    x = torch.arange(6.0)
+    assert cross_language_correlation([torch.stack([x, 2 * x + 1])]) == pytest.approx(1.0)
+    assert cross_language_correlation([torch.stack([x, -x])]) == pytest.approx(-1.0)
+    report = prune_model(tiny(), calib(), "mwanda", 0.5, allocation="cwl", cwl_lambda=0.05, languages=LANGS)
+    assert sum(report.allocated) / 2 == pytest.approx(0.5) and sorted(report.allocated) == pytest.approx([0.45, 0.55])
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    (dict(allocation="cwl", languages=["de"] * 8), "at least 2 languages"),
+    (dict(gamma=-1.0, languages=LANGS), "pruner.gamma"),
+    (dict(centre="median", languages=LANGS), "pruner.centre"),
+])
+def test_bad_mwanda_input_names_the_field(kwargs, needle):
+    with pytest.raises(ValueError, match=needle):
+        prune_model(tiny(), calib(), "mwanda", 0.5, **kwargs)
