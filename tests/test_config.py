@@ -54,7 +54,8 @@ def test_a_wrong_type_fails_at_compose_time():
 def test_unknown_pruner_on_the_cli_says_did_you_mean():
     proc = subprocess.run([sys.executable, "-m", "mlsweep", "pruner=wandaa"], capture_output=True, text=True)
     assert proc.returncode != 0
-    assert "Did you mean 'wanda'" in proc.stderr and "Available: dense, magnitude, sparsegpt, wanda" in proc.stderr
+    assert "Did you mean 'wanda'" in proc.stderr
+    assert f"Available: {', '.join(options('pruner'))}" in proc.stderr
 
 
 @pytest.mark.parametrize("override,field", [
