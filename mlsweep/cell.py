@@ -7,6 +7,7 @@ the traceback beside it in error.txt).
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import resource
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlsweep.data.calibration import build_calibration, doc_hash
 from mlsweep.data.mixes import sample_counts
@@ -49,7 +50,8 @@ def cell_axes(cfg: DictConfig) -> dict[str, Any]:
         "pruner": cfg.pruner.name,
         "pruner_params": json.dumps(pruner_params(cfg), sort_keys=True),
         "calib": cfg.calib.name if calibrated else "-",
-        "calib_languages": ",".join(cfg.calib.languages) if calibrated else "-",
+        "calib_languages": (",".join(cfg.calib.languages) if cfg.calib.mix != "target" else "target")
+        if calibrated else "-",
         "calib_source": cfg.calib.source.name if calibrated else "-",
         "nsamples": cfg.calib.nsamples if calibrated else 0,
         "calib_seed": cfg.calib.seed if calibrated else -1,
@@ -116,6 +118,30 @@ def run_cell(cfg: DictConfig, out_dir: Path, label: str = "cell") -> dict[str, A
 def _execute(cfg: DictConfig, progress: Progress) -> dict[str, Any]:
     if cfg.runtime.threads > 0:
         torch.set_num_threads(cfg.runtime.threads)
+    if cfg.calib.mix != "target":
+        return _prune_and_evaluate(cfg, progress)
+    out: dict[str, Any] = {}
+    measured = []
+    for lang in cfg.eval.languages:  # the diagonal of Kurz et al.: calibrate in each evaluation language
+        sub = target_config(cfg, lang)
+        res = _prune_and_evaluate(sub, progress)
+        measured.append(res.pop("sparsity_measured"))
+        out.update(res)
+    out["sparsity_measured"] = sum(measured) / len(measured)
+    return out
+
+
+def target_config(cfg: DictConfig, lang: str) -> DictConfig:
+    """The cell for one evaluation language of a `target` mix: calibrate and evaluate in `lang`."""
+    sub = copy.deepcopy(cfg)
+    with open_dict(sub):
+        sub.calib.mix, sub.calib.languages = "uniform", [lang]
+        sub.eval.languages, sub.eval.corpora = [lang], []
+        sub.eval.tasks = [t for t in cfg.eval.tasks if t.endswith(f"_{lang}")]
+    return sub
+
+
+def _prune_and_evaluate(cfg: DictConfig, progress: Progress) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     spec = get_pruner(cfg.pruner.name)
     m, e = cfg.model, cfg.engine
@@ -145,7 +171,7 @@ def _execute(cfg: DictConfig, progress: Progress) -> dict[str, Any]:
 
 def _calibration(cfg: DictConfig, tokenizer):
     c, m = cfg.calib, cfg.model
-    counts = sample_counts(c.mix, c.nsamples, list(c.languages), m.family)
+    counts = sample_counts(c.mix, c.nsamples, list(c.languages), m.family, dict(c.weights))
     source = source_from(c.source)
     docs = {lang: source.documents(lang, c.split) for lang in counts}
     return build_calibration(tokenizer, docs, counts, c.seqlen or m.seqlen, c.seed), counts

@@ -23,5 +23,6 @@ class Progress:
     def stage(self, name: str) -> Iterator[None]:
         tic = time.perf_counter()
         yield
-        self.seconds[name] = time.perf_counter() - tic
-        self.line(name, f"({self.seconds[name]:.1f}s)")
+        took = time.perf_counter() - tic
+        self.seconds[name] = self.seconds.get(name, 0.0) + took  # a target-mix cell repeats stages
+        self.line(name, f"({took:.1f}s)")

@@ -57,8 +57,9 @@ class CorpusConfig:
 @dataclass
 class CalibConfig:
     name: str = MISSING  # label of the mix in folders and tables ("de", "uniform")
-    mix: str = "uniform"  # how nsamples is split over `languages`
+    mix: str = "uniform"  # uniform | proportional | weights | target: how nsamples is split over `languages`
     languages: List[str] = field(default_factory=list)
+    weights: Dict[str, float] = field(default_factory=dict)  # mix=weights: {en: 0.5, sw: 0.5}
     source: SourceConfig = field(default_factory=SourceConfig)
     split: str = "calib"
     nsamples: int = 64

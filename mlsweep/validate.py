@@ -52,7 +52,7 @@ def _validate(cfg: DictConfig) -> None:
                               f"{', '.join(ALLOCATIONS)}")
         if cfg.sparsity.allocation == "owl":
             check_owl(target, cfg.sparsity.owl_lambda, cfg.sparsity.owl_m)
-        if cfg.sparsity.allocation == "cwl":
+        if cfg.sparsity.allocation == "cwl" and cfg.calib.mix != "target":
             check_cwl(target, cfg.sparsity.cwl_lambda, len(set(cfg.calib.languages)))
     if cfg.engine.propagation not in ("sequential", "dense"):
         raise ConfigError(f"engine.propagation={cfg.engine.propagation!r}: allowed values are sequential, dense")
@@ -73,9 +73,15 @@ def _validate(cfg: DictConfig) -> None:
 
     if uses_calibration(cfg):
         calib_source = source_from(cfg.calib.source)
-        check_languages("calib.languages", list(cfg.calib.languages), calib_source)
-        calib_source.check(list(cfg.calib.languages), cfg.calib.split)
-        sample_counts(cfg.calib.mix, cfg.calib.nsamples, list(cfg.calib.languages), cfg.model.family)
+        target = cfg.calib.mix == "target"
+        langs = list(cfg.eval.languages if target else cfg.calib.languages)
+        check_languages("eval.languages (calib.mix=target)" if target else "calib.languages", langs, calib_source)
+        calib_source.check(langs, cfg.calib.split)
+        if not target:
+            sample_counts(cfg.calib.mix, cfg.calib.nsamples, langs, cfg.model.family, dict(cfg.calib.weights))
+        elif cfg.sparsity.allocation == "cwl":
+            raise ConfigError("calib.mix='target' calibrates in one language at a time; "
+                              "sparsity.allocation='cwl' needs several")
         if cfg.calib.source == cfg.eval.source and cfg.calib.split == cfg.eval.split:
             raise ConfigError(f"calib.split={cfg.calib.split!r} equals eval.split: calibration and "
                               "evaluation text must be disjoint; choose another split")

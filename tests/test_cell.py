@@ -84,3 +84,18 @@ def test_magnitude_with_owl_uses_calibration(tmp_path, tiny_overrides):
     row = run_cell(compose_cfg(tiny_overrides + ["pruner=magnitude", "sparsity=owl"]), tmp_path)
     assert row["status"] == "done", row["error"]
     assert row["calib"] != "-" and "calib_count/aa" in row
+
+
+def test_target_mix_calibrates_in_each_evaluation_language(tmp_path, tiny_overrides):
+    target = run_cell(compose_cfg(tiny_overrides + ["calib=target", "eval.languages=[aa,cc]"]), tmp_path / "t")
+    assert target["status"] == "done", target["error"]
+    assert target["calib"] == "target" and target["calib_count/aa"] == 4 and target["calib_count/cc"] == 4
+    single = run_cell(compose_cfg(tiny_overrides + ["calib.languages=[cc]", "eval.languages=[cc]"]), tmp_path / "c")
+    assert target["ppl/cc"] == pytest.approx(single["ppl/cc"])
+
+
+def test_weighted_mix(tmp_path, tiny_overrides):
+    row = run_cell(compose_cfg(tiny_overrides + ["calib=en_sw", "calib.languages=[aa,bb]",
+                                                 "++calib.weights={aa: 0.75, bb: 0.25}"]), tmp_path)
+    assert row["status"] == "done", row["error"]
+    assert row["calib_count/aa"] == 3 and row["calib_count/bb"] == 1

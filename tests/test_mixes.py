@@ -13,12 +13,29 @@ def test_uniform_splits_evenly_remainder_to_first_listed():
 
 def test_proportional_follows_testbed_shares_with_minimum_one():
     counts = sample_counts("proportional", 64, LANGS, "testbed")
-    assert sum(counts.values()) == 64 and min(counts.values()) >= 1
-    assert counts["en"] > counts["zh"] > counts["es"] > counts["ar"] >= counts["ru"] > counts["de"] >= counts["sw"]
-    # one window reserved per language, the remaining 57 split by share, largest remainder
-    free = 64 - 7
+    assert counts == {"en": 23, "zh": 16, "es": 10, "ar": 6, "ru": 5, "de": 3, "sw": 1}  # 64 x shares, rounded
     for lang, n in counts.items():
-        assert abs(n - 1 - free * SHARES[lang]) < 1
+        assert abs(n - 64 * SHARES[lang]) < 1
+
+
+def test_bloom_twenty_language_mix_of_256_reproduces_the_mbs_counts():
+    from mlsweep.data.shares import SHARES as FAMILIES
+
+    langs = list(FAMILIES["bloom"])
+    counts = sample_counts("proportional", 256, langs, "bloom")
+    assert sum(counts.values()) == 256 and min(counts.values()) == 1 and len(counts) == 20
+    assert [counts[l] for l in ("en", "zh", "fr", "es", "pt", "ar", "vi", "hi", "id", "bn")] == \
+        [87, 47, 37, 31, 14, 13, 7, 4, 3, 3]
+    small = sample_counts("proportional", 40, langs, "bloom")  # a tight budget: many at the minimum
+    assert sum(small.values()) == 40 and min(small.values()) == 1 and small["en"] > small["zh"] > small["fr"]
+
+
+def test_explicit_weights():
+    assert sample_counts("weights", 10, ["en", "sw"], weights={"en": 0.7, "sw": 0.3}) == {"en": 7, "sw": 3}
+    with pytest.raises(ValueError, match="calib.weights"):
+        sample_counts("weights", 10, ["en", "sw"], weights={"en": -1.0, "sw": 0.0})
+    with pytest.raises(ValueError, match="calib.weights"):
+        sample_counts("weights", 10, ["en", "sw"], weights={"en": 1.0})
 
 
 def test_largest_remainder_is_exact_and_order_stable():
