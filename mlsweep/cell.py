@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mlsweep.data.calibration import build_calibration, doc_hash
+from mlsweep.data.calibration import PromptSpec, build_calibration, build_prompts, doc_hash
 from mlsweep.data.mixes import sample_counts
 from mlsweep.data.sources import source_from
 from mlsweep.evaluate.suite import Corpus, Suite
@@ -173,6 +173,9 @@ def _calibration(cfg: DictConfig, tokenizer):
     c, m = cfg.calib, cfg.model
     counts = sample_counts(c.mix, c.nsamples, list(c.languages), m.family, dict(c.weights))
     source = source_from(c.source)
+    if c.format != "windows":
+        prompts = PromptSpec(c.format, c.shots, c.pivot, c.direction, c.seqlen or m.seqlen, c.seed)
+        return build_prompts(tokenizer, source, c.split, counts, prompts), counts
     docs = {lang: source.documents(lang, c.split) for lang in counts}
     return build_calibration(tokenizer, docs, counts, c.seqlen or m.seqlen, c.seed), counts
 
@@ -184,6 +187,8 @@ def _prune(cfg: DictConfig, spec, model, calib, device: torch.device, out_dir: P
             s.pattern if spec.prunes else "unstructured", s.allocation if spec.prunes else "uniform")
     options = dict(owl_lambda=s.owl_lambda, owl_m=s.owl_m, cwl_lambda=s.cwl_lambda,
                    languages=calib.languages if calib else None,
+                   attention_mask=calib.attention_mask if calib else None,
+                   mask_pad_in_stats=cfg.calib.mask_pad_in_stats,
                    batch_size=e.calib_batch_size, propagation=e.propagation, true_sequential=e.true_sequential,
                    device=device, activations_on_cpu=e.activations_on_cpu, **pruner_params(cfg))
     if not e.stream_from_disk:

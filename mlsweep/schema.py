@@ -65,6 +65,12 @@ class CalibConfig:
     nsamples: int = 64
     seqlen: Optional[int] = None  # None: the model's seqlen
     seed: int = 0
+    # Kim et al. 2024: windows (default) | translation (k-shot pairs with `pivot`) | monolingual (k-shot)
+    format: str = "windows"
+    shots: int = 4
+    pivot: str = "en"
+    direction: str = "xx-pivot"  # xx-pivot | pivot-xx
+    mask_pad_in_stats: bool = True  # false reproduces Kim et al.'s code (padding in the statistics)
 
 
 @dataclass

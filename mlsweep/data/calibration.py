@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -20,6 +21,56 @@ class CalibrationSet:
     input_ids: torch.Tensor  # (nsamples, seqlen)
     languages: list[str]  # one tag per row
     doc_hashes: set[str]  # sha1 of every document a window touched
+    attention_mask: Optional[torch.Tensor] = None  # (nsamples, seqlen), for padded prompts
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """Kim et al.'s prompt calibration: format translation | monolingual."""
+
+    format: str
+    shots: int
+    pivot: str
+    direction: str
+    length: int
+    seed: int
+
+
+def build_prompts(tokenizer, source, split: str, counts: dict[str, int], spec: PromptSpec) -> CalibrationSet:
+    """k-shot prompts per language from a parallel source, padded to spec.length."""
+    from mlsweep.data.prompts import monolingual_texts, pad_batch, translation_texts
+
+    eos = tokenizer.eos_token or ""
+    texts, langs, hashes = [], [], set()
+    for lang, n in counts.items():
+        side = source.documents(lang, split)
+        if spec.format == "translation":
+            other = source.documents(spec.pivot, split)
+            pairs = (side, other, language_name(lang, source), language_name(spec.pivot, source))
+            if spec.direction == "pivot-xx":
+                pairs = (other, side, pairs[3], pairs[2])
+            texts += translation_texts(*pairs, eos, spec.shots, n)
+            hashes |= {doc_hash(t) for t in side + other}
+        else:
+            texts += monolingual_texts(side, language_name(lang, source), eos, spec.shots, n, spec.seed)
+            hashes |= {doc_hash(t) for t in side}
+        langs += [lang] * n
+    ids, mask = pad_batch(tokenizer, texts, spec.length)
+    return CalibrationSet(ids, langs, hashes, mask)
+
+
+_ENGLISH_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "ru": "Russian",
+                  "zh": "Chinese", "ar": "Arabic", "sw": "Swahili", "hi": "Hindi", "bg": "Bulgarian",
+                  "el": "Greek", "th": "Thai", "tr": "Turkish", "ur": "Urdu", "vi": "Vietnamese"}
+
+
+def language_name(code: str, source) -> str:
+    """The name written before each sentence: the testbed language's own, else English (as Kim et al.)."""
+    if source.name.startswith("testbed"):
+        from mlsweep.testbed.languages import LANGUAGES
+
+        return LANGUAGES[code].name
+    return _ENGLISH_NAMES.get(code, code)
 
 
 def doc_hash(text: str) -> str:

@@ -67,6 +67,27 @@ def _testbed(_path: Optional[str]) -> TextSource:
     return FolderSource(TESTBED_TEXT, name="testbed")
 
 
+class ParallelFolder(FolderSource):
+    """FLORES-style parallel text: `<root>/<split>/<lang>.txt`, line i parallel in every language."""
+
+    def languages(self) -> list[str]:
+        return sorted({p.stem for p in self.root.glob("*/*.txt")})
+
+    def documents(self, lang: str, split: str) -> list[str]:
+        path = self.root / split / f"{lang}.txt"
+        if not path.exists():
+            raise ValueError(f"split={split!r} not found for language {lang!r} under {self.root}")
+        return path.read_text(encoding="utf-8").splitlines()
+
+    def check(self, langs: list[str], split: str) -> None:
+        for lang in langs:
+            self.documents(lang, split)
+
+
+def _testbed_parallel(_path: Optional[str]) -> TextSource:
+    return ParallelFolder(TESTBED_TEXT.parent / "parallel", name="testbed_parallel")
+
+
 def _local(path: Optional[str]) -> TextSource:
     if not path:
         raise ValueError("source.path: the 'local' source needs a folder path")
@@ -81,7 +102,8 @@ def _hub(name: str) -> Callable[..., TextSource]:
     return make
 
 
-SOURCES: dict[str, Callable[..., TextSource]] = {"testbed": _testbed, "local": _local}
+SOURCES: dict[str, Callable[..., TextSource]] = {"testbed": _testbed, "local": _local,
+                                                 "testbed_parallel": _testbed_parallel}
 SOURCES.update({name: _hub(name) for name in ("hf", "flores", "xlsum", "mc4", "culturax", "wikipedia", "wikitext2")})
 
 
@@ -91,7 +113,7 @@ def get_source(name: str, path: Optional[str] = None, **overrides) -> TextSource
         close = difflib.get_close_matches(name, list(SOURCES), n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(f"source.name={name!r} is unknown.{hint} Available: {', '.join(sorted(SOURCES))}")
-    if name in ("testbed", "local"):
+    if name in ("testbed", "local", "testbed_parallel"):
         return SOURCES[name](path)
     return SOURCES[name](path, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -110,7 +132,7 @@ def check_languages(field: str, langs: list[str], source: TextSource) -> None:
     if not langs:
         raise ValueError(f"{field}: empty; choose from {known}")
     for lang in langs:
-        if lang not in known and source.name not in ("testbed", "local"):
+        if lang not in known and source.name not in ("testbed", "local", "testbed_parallel"):
             lang = normalize(lang, field, extra=tuple(known))
         if lang not in known:
             close = difflib.get_close_matches(lang, known, n=3)

@@ -77,16 +77,29 @@ def _as_rows(calibration: Any) -> torch.Tensor:
     return rows.long()
 
 
-def _batches(rows: torch.Tensor, languages: Optional[Sequence[str]], batch_size: int):
-    """Language-homogeneous batches, so per-language statistics see one language per batch."""
+def _batches(rows: torch.Tensor, languages: Optional[Sequence[str]], batch_size: int,
+             attention_mask: Optional[torch.Tensor] = None, mask_pad_in_stats: bool = True):
+    """Language-homogeneous batches, so per-language statistics see one language per batch.
+
+    With an attention mask (padded prompts), the model sees it, and padded positions are
+    kept out of the statistics unless mask_pad_in_stats is False (Kim et al.'s original code).
+    """
     langs = list(languages) if languages is not None else [None] * len(rows)
     if len(langs) != len(rows):
         raise ValueError(f"languages: {len(langs)} tags for {len(rows)} calibration rows")
+    if attention_mask is not None and attention_mask.shape != rows.shape:
+        raise ValueError(f"attention_mask: shape {tuple(attention_mask.shape)} differs from the calibration's "
+                         f"{tuple(rows.shape)}")
     out = []
     for lang in dict.fromkeys(langs):
         idx = [i for i, l in enumerate(langs) if l == lang]
         for s in range(0, len(idx), batch_size):
-            out.append((rows[idx[s:s + batch_size]], lang))
+            part = idx[s:s + batch_size]
+            if attention_mask is None:
+                out.append((rows[part], lang))
+            else:
+                m = attention_mask[part]
+                out.append((rows[part], lang, m, m if mask_pad_in_stats else None))
     return out
 
 
@@ -113,7 +126,7 @@ def prepare(calibration: Any, method: str, sparsity: float, pattern: str = "unst
             allocation: str = "uniform", *, owl_lambda: float = 0.08, owl_m: float = 5.0, cwl_lambda: float = 0.08,
             languages: Optional[Sequence[str]] = None, batch_size: int = 8, propagation: str = "sequential",
             true_sequential: bool = False, device: Any = None, activations_on_cpu: bool = False,
-            **params: Any) -> Job:
+            attention_mask: Optional[torch.Tensor] = None, mask_pad_in_stats: bool = True, **params: Any) -> Job:
     spec: PrunerSpec = get_pruner(method)
     target: SparsityTarget = make_target(sparsity, pattern)
     method_params = spec.check_params(params)
@@ -135,7 +148,7 @@ def prepare(calibration: Any, method: str, sparsity: float, pattern: str = "unst
     opts = LoopOptions(sequential=propagation == "sequential", true_sequential=true_sequential,
                        device=torch.device(device) if device is not None else None,
                        activations_on_cpu=activations_on_cpu)
-    batches = _batches(rows, languages, batch_size) if rows.shape[0] else []
+    batches = _batches(rows, languages, batch_size, attention_mask, mask_pad_in_stats) if rows.shape[0] else []
     return Job(spec, target, method_params, batches, allocation, owl_lambda, owl_m, cwl_lambda, opts)
 
 

@@ -63,6 +63,7 @@ class Batch:
     args: tuple  # further positional arguments the model passed to its blocks
     kwargs: dict[str, Any]  # keyword arguments (masks, positions, rotary embeddings, alibi)
     lang: Optional[str]
+    tokens: Optional[torch.Tensor] = None  # (batch, seqlen) bool: tokens that enter the statistics
 
 
 def _block_output(out: Any) -> torch.Tensor:
@@ -118,9 +119,9 @@ def stem_on_device(model: nn.Module, blocks: nn.ModuleList, device: torch.device
 
 
 @torch.no_grad()
-def capture_inputs(model: nn.Module, blocks: nn.ModuleList, batches: list[tuple[torch.Tensor, Optional[str]]],
-                   opts: LoopOptions, device: torch.device) -> list[Batch]:
-    """Run the model up to block 0 for every batch of token ids."""
+def capture_inputs(model: nn.Module, blocks: nn.ModuleList, batches: list[tuple], opts: LoopOptions,
+                   device: torch.device) -> list[Batch]:
+    """Run the model up to block 0 for every batch: (ids, lang) or (ids, lang, attention mask, stats mask)."""
     caught: list[Batch] = []
     store = torch.device("cpu") if opts.activations_on_cpu else device
 
@@ -133,11 +134,14 @@ def capture_inputs(model: nn.Module, blocks: nn.ModuleList, batches: list[tuple[
     handle = blocks[0].register_forward_pre_hook(hook, with_kwargs=True)
     try:
         with stem_on_device(model, blocks, device):
-            for ids, lang in batches:
+            for ids, lang, *masks in batches:
+                attention = masks[0].to(device) if masks and masks[0] is not None else None
                 try:
-                    model(input_ids=ids.to(device), use_cache=False)
+                    model(input_ids=ids.to(device), attention_mask=attention, use_cache=False)
                 except _Captured:
                     caught[-1].lang = lang
+                    if len(masks) > 1 and masks[1] is not None:
+                        caught[-1].tokens = masks[1].bool()
     finally:
         handle.remove()
     return caught
@@ -163,8 +167,11 @@ def collect(block: nn.Module, linears: dict[str, nn.Linear], spec: PrunerSpec, b
 
     def make_hook(name):
         def hook(_m, inp, _out):
+            b = current["b"]
             x = inp[0].detach().reshape(-1, inp[0].shape[-1]).float()  # (tokens, d_in)
-            collectors[name].add(x, current["b"].hidden.shape[0], current["b"].lang)
+            if b.tokens is not None:  # padding stays out of the statistics
+                x = x[b.tokens.reshape(-1).to(x.device)]
+            collectors[name].add(x, b.hidden.shape[0], b.lang)
         return hook
 
     handles = [lin.register_forward_hook(make_hook(name)) for name, lin in linears.items()]
@@ -188,7 +195,7 @@ def linear_groups(block: nn.Module, linears: dict[str, nn.Linear], sample: Batch
 
     handles = [lin.register_forward_pre_hook(make_hook(n)) for n, lin in linears.items()]
     try:
-        one = Batch(sample.hidden[:1], sample.args, sample.kwargs, sample.lang)
+        one = Batch(sample.hidden, sample.args, sample.kwargs, sample.lang)
         run_block(block, [one], device)
     finally:
         for h in handles:
