@@ -38,6 +38,17 @@ def metric_languages(df: pd.DataFrame, metric: str) -> list[str]:
     return [c.split("/", 1)[1] for c in df.columns if c.startswith(f"{metric}/")]
 
 
+# Axes that split tables further when they vary: cells differing in them are never averaged together.
+TABLE_EXTRA = ("sparsity_pattern", "sparsity_allocation", "eval_suite")
+
+
+def _table_key(keys: list[str], values: tuple) -> tuple:
+    """(model, pruner, sparsity) plus 'axis=value' for each further axis that is not its default."""
+    extra = tuple(f"{k.replace('sparsity_', '')}={v}" for k, v in zip(keys[3:], values[3:])
+                  if v not in ("unstructured", "uniform", "ppl"))
+    return tuple(values[:3]) + extra
+
+
 def _row_order(labels: list[str], langs: list[str]) -> list[str]:
     """Calibration languages in column order (the diagonal reads top-left to bottom-right), then mixes."""
     return sorted(labels, key=lambda l: (langs.index(l) if l in langs else len(langs), l))
@@ -64,20 +75,23 @@ def matrix(df: pd.DataFrame, metric: str = "ppl", stat: str = "mean") -> dict[tu
     out = {}
     dense = df[df["pruner"] == "dense"]
     pruned = df[df["pruner"] != "dense"]
-    for (model, pruner, sparsity), group in pruned.groupby(["model", "pruner", "sparsity_target"], sort=True):
+    keys = ["model", "pruner", "sparsity_target"] + [k for k in TABLE_EXTRA if k in df.columns]
+    for key, group in pruned.groupby(keys, sort=True):
+        model = key[0]
+        group = group.sort_values(["calib", "calib_languages", "cell_id"])
         table_rows = {}
         model_dense = dense[dense["model"] == model]
         if len(model_dense):
             table_rows["dense"] = _aggregate(model_dense, cols, stat)
-        keys = group.groupby(["calib", "calib_languages"], sort=False).groups
-        names = [c for c, _ in keys]
+        by_calib = group.groupby(["calib", "calib_languages"], sort=False).groups
+        names = [c for c, _ in by_calib]
         for calib in _row_order(list(dict.fromkeys(names)), langs):
-            for (c, languages), index in keys.items():
+            for (c, languages), index in by_calib.items():
                 if c != calib:
                     continue
                 label = calib if names.count(calib) == 1 else f"{calib} [{languages}]"
                 table_rows[f"calib={label}"] = _aggregate(group.loc[index], cols, stat)
-        out[(model, pruner, sparsity)] = pd.DataFrame.from_dict(table_rows, orient="index", columns=langs)
+        out[_table_key(keys, key)] = pd.DataFrame.from_dict(table_rows, orient="index", columns=langs)
     return out
 
 
@@ -97,11 +111,11 @@ def write_report(df: pd.DataFrame, out_dir: Path, metric: str = "ppl") -> list[t
     written = []
     spreads = matrix(df, metric, stat="sd")
     for key, table in matrix(df, metric).items():
-        model, pruner, sparsity = key
-        stem = f"{metric}_{model}_{pruner}_s{sparsity:g}"
+        model, pruner, sparsity, *extra = key
+        stem = "_".join([f"{metric}_{model}_{pruner}_s{sparsity:g}", *extra]).replace("=", "-").replace(":", "of")
         table.to_csv(out_dir / f"{stem}.csv")
         spreads[key].to_csv(out_dir / f"{stem}_sd.csv")
-        title = f"{metric}: model={model} pruner={pruner} sparsity={sparsity:g}"
+        title = " ".join([f"{metric}: model={model} pruner={pruner} sparsity={sparsity:g}", *extra])
         (out_dir / f"{stem}.md").write_text(f"### {title}\n\n{to_markdown(table)}\n", encoding="utf-8")
         written.append((title, table))
     return written
