@@ -164,6 +164,10 @@ def _prune_and_evaluate(cfg: DictConfig, progress: Progress) -> dict[str, Any]:
     out.update({"sparsity_measured": report.overall, "sparsity_per_block": report.per_block,
                 "sparsity_allocated": report.allocated})
     check_sparsity(report, cfg.sparsity.tolerance, min_d_in(model))
+    if cfg.runtime.save_masks and cfg.calib.mix != "target":
+        from mlsweep.analysis import MASK_FILE, save_masks
+
+        save_masks(model, progress.out_dir / MASK_FILE)
     with progress.stage("eval"):
         out.update(_evaluate(cfg, model, tokenizer, calib.doc_hashes if calib else set()))
     return out

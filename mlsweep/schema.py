@@ -111,6 +111,7 @@ class LoggerConfig:
 @dataclass
 class RuntimeConfig:
     threads: int = 0  # torch threads for this cell; 0: all cores of the job
+    save_masks: bool = False  # write bit-packed masks (masks.npz) for `python -m mlsweep.analysis masks`
 
 
 @dataclass

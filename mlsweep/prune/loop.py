@@ -271,3 +271,19 @@ def prune_blocks(model: nn.Module, spec: PrunerSpec, targets: list[SparsityTarge
         if on_block:
             on_block(i, seconds[-1])
     return seconds
+
+
+@torch.no_grad()
+def block_input_norms(model: nn.Module, batches: list[tuple], opts: LoopOptions) -> dict:
+    """Per language: mean over sequences of the sum over tokens of x^2 of the input to block 0
+    (the embedding output), Wanda's statistic; MBS compares languages by its cosine."""
+    blocks = find_blocks(model)
+    device = opts.device or _stem_device(model, blocks)
+    sums: dict = {}
+    for b in capture_inputs(model, blocks, batches, opts, device):
+        x = b.hidden.float()
+        if b.tokens is not None:
+            x = x * b.tokens[..., None].to(x.device)
+        total, n = sums.get(b.lang, (0.0, 0))
+        sums[b.lang] = (total + (x * x).sum(dim=(0, 1)), n + x.shape[0])
+    return {lang: (total / n).cpu() for lang, (total, n) in sums.items()}
