@@ -181,7 +181,8 @@ def _calibration(cfg: DictConfig, tokenizer):
         prompts = PromptSpec(c.format, c.shots, c.pivot, c.direction, c.seqlen or m.seqlen, c.seed)
         return build_prompts(tokenizer, source, c.split, counts, prompts), counts
     docs = {lang: source.documents(lang, c.split) for lang in counts}
-    return build_calibration(tokenizer, docs, counts, c.seqlen or m.seqlen, c.seed), counts
+    key = json.dumps([OmegaConf.to_container(c.source, resolve=True), c.split], sort_keys=True)
+    return build_calibration(tokenizer, docs, counts, c.seqlen or m.seqlen, c.seed, source_key=key), counts
 
 
 def _prune(cfg: DictConfig, spec, model, calib, device: torch.device, out_dir: Path):

@@ -6,6 +6,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TQDM_DISABLE", "1")
 
 from pathlib import Path  # noqa: E402
 
@@ -33,3 +34,9 @@ def tiny_overrides(tiny_model, text_folder) -> list[str]:
             "calib.source.name=local", f"calib.source.path={text_folder}", "calib.languages=[aa]",
             "calib.nsamples=4", "eval.source.name=local", f"eval.source.path={text_folder}",
             "eval.languages=[aa,bb,cc]", "eval.max_windows=8"]
+
+
+@pytest.fixture(autouse=True)
+def _private_calibration_cache(tmp_path_factory, monkeypatch):
+    """Tests never read or fill the user's calibration cache."""
+    monkeypatch.setenv("MLSWEEP_CACHE", str(tmp_path_factory.getbasetemp() / "mlsweep-cache"))

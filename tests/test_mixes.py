@@ -1,5 +1,6 @@
 """Language mixes: counts sum to nsamples, respect the minimum, follow the shares."""
 import pytest
+import torch
 
 from mlsweep.data.mixes import largest_remainder, sample_counts
 from mlsweep.testbed.languages import SHARES
@@ -52,3 +53,20 @@ def test_largest_remainder_is_exact_and_order_stable():
 def test_bad_mix_input_names_the_field(args, needle):
     with pytest.raises(ValueError, match=needle.replace(".", r"\.")):
         sample_counts(*args)
+
+
+def test_calibration_windows_are_cached_per_language(tmp_path, monkeypatch, tiny_model):
+    from transformers import AutoTokenizer
+
+    from mlsweep.data.calibration import build_calibration, cache_dir
+    from helpers import toy_documents
+
+    monkeypatch.setenv("MLSWEEP_CACHE", str(tmp_path))
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    docs = {"aa": toy_documents("aa", 20, 0), "bb": toy_documents("bb", 20, 0)}
+    first = build_calibration(tok, docs, {"aa": 3, "bb": 2}, 16, 0, source_key="toy")
+    assert len(list(cache_dir().glob("*.pt"))) == 2
+    again = build_calibration(tok, docs, {"aa": 3, "bb": 2}, 16, 0, source_key="toy")
+    assert torch.equal(first.input_ids, again.input_ids) and first.doc_hashes == again.doc_hashes
+    build_calibration(tok, docs, {"aa": 3, "bb": 2}, 16, 1, source_key="toy")  # another seed: new entries
+    assert len(list(cache_dir().glob("*.pt"))) == 4

@@ -9,7 +9,10 @@ does not change the samples drawn for the others.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import random
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Optional
 
@@ -95,9 +98,26 @@ def sample_windows(docs: list[str], encode, eos_id: int, n: int, seqlen: int,
     return windows, {doc_hash(docs[j]) for j in used}
 
 
+def cache_dir() -> Path:
+    """Where tokenised calibration windows are kept (MLSWEEP_CACHE, default ~/.cache/mlsweep)."""
+    return Path(os.environ.get("MLSWEEP_CACHE", Path.home() / ".cache" / "mlsweep")) / "calib"
+
+
+def _cache_key(source_key: str, lang: str, tokenizer, seqlen: int, seed: int, n: int, docs: list[str]) -> str:
+    vocab = hashlib.sha1(json.dumps(sorted(tokenizer.get_vocab().items())).encode()).hexdigest()
+    text = hashlib.sha1("\n".join(docs).encode("utf-8")).hexdigest()
+    ident = [source_key, lang, getattr(tokenizer, "name_or_path", ""), vocab, seqlen, seed, n, text]
+    return hashlib.sha1(json.dumps(ident).encode()).hexdigest()
+
+
 def build_calibration(tokenizer, documents_by_lang: dict[str, list[str]], counts: dict[str, int],
-                      seqlen: int, seed: int) -> CalibrationSet:
-    """Windows for each language in `counts`, rows grouped by language."""
+                      seqlen: int, seed: int, source_key: str | None = None) -> CalibrationSet:
+    """Windows for each language in `counts`, rows grouped by language.
+
+    With a `source_key`, each language's windows are cached on disk, keyed by
+    (source, language, tokenizer, seqlen, seed, n) and a hash of the documents,
+    so a sweep tokenises each calibration set once.
+    """
     encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
     eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
     rows, langs, hashes = [], [], set()
@@ -107,9 +127,18 @@ def build_calibration(tokenizer, documents_by_lang: dict[str, list[str]], counts
         docs = documents_by_lang[lang]
         if not docs:
             raise ValueError(f"calib.languages: no documents for language {lang!r}")
-        rng = random.Random(f"{seed}/{lang}")
-        win, used = sample_windows(docs, encode, eos, n, seqlen, rng)
+        path = cache_dir() / f"{_cache_key(source_key, lang, tokenizer, seqlen, seed, n, docs)}.pt" \
+            if source_key else None
+        if path is not None and path.exists():
+            win, used = torch.load(path)
+        else:
+            win, used = sample_windows(docs, encode, eos, n, seqlen, random.Random(f"{seed}/{lang}"))
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                torch.save((win, used), tmp)
+                os.replace(tmp, path)
         rows += win
         langs += [lang] * n
-        hashes |= used
+        hashes |= set(used)
     return CalibrationSet(torch.tensor(rows, dtype=torch.long), langs, hashes)
