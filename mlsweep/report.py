@@ -4,7 +4,8 @@ Collects every result.json under the folders into one DataFrame (one row per
 cell; nested config dropped, list columns kept as JSON text) and prints the
 Kurz et al. matrix for each (model, pruner, sparsity): rows = calibration
 language, columns = evaluation language, cells = the metric (mean over
-calibration seeds; the sd goes to <table>_sd.csv), with the dense row on top. Failed cells appear as 'failed', never silently dropped. Tables
+calibration seeds; the sd goes to <table>_sd.csv, the change against the
+dense row in percent to <table>_delta_pct.csv), with the dense row on top. Failed cells appear as 'failed', never silently dropped. Tables
 are also written as CSV and Markdown into <folder>/report/.
 """
 from __future__ import annotations
@@ -95,6 +96,15 @@ def matrix(df: pd.DataFrame, metric: str = "ppl", stat: str = "mean") -> dict[tu
     return out
 
 
+def delta_vs_dense(table: pd.DataFrame) -> pd.DataFrame:
+    """Each row relative to the dense row of its table, in percent (the dense cell, run once, is reused)."""
+    if "dense" not in table.index:
+        return table.iloc[0:0]
+    dense = pd.to_numeric(table.loc["dense"], errors="coerce")
+    rows = table.drop(index="dense").apply(pd.to_numeric, errors="coerce")
+    return (rows / dense - 1) * 100
+
+
 def to_markdown(table: pd.DataFrame, digits: int = 2) -> str:
     def fmt(v):
         return f"{v:.{digits}f}" if isinstance(v, float) and not math.isnan(v) else ("–" if isinstance(v, float) else str(v))
@@ -115,6 +125,7 @@ def write_report(df: pd.DataFrame, out_dir: Path, metric: str = "ppl") -> list[t
         stem = "_".join([f"{metric}_{model}_{pruner}_s{sparsity:g}", *extra]).replace("=", "-").replace(":", "of")
         table.to_csv(out_dir / f"{stem}.csv")
         spreads[key].to_csv(out_dir / f"{stem}_sd.csv")
+        delta_vs_dense(table).to_csv(out_dir / f"{stem}_delta_pct.csv")
         title = " ".join([f"{metric}: model={model} pruner={pruner} sparsity={sparsity:g}", *extra])
         (out_dir / f"{stem}.md").write_text(f"### {title}\n\n{to_markdown(table)}\n", encoding="utf-8")
         written.append((title, table))

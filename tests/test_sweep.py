@@ -62,3 +62,15 @@ hydra:
     assert "5 cells: 3 done, 2 failed" in report.stdout
     assert (sweep_dir / "report" / "results.csv").exists()
     assert (sweep_dir / "report" / "ppl_tiny_wanda_s0.5.md").exists()
+
+
+def test_delta_vs_dense_in_percent():
+    import pandas as pd
+
+    from mlsweep.report import delta_vs_dense
+
+    table = pd.DataFrame({"en": [10.0, 12.0, "failed"], "de": [20.0, 19.0, "failed"]},
+                         index=["dense", "calib=en", "calib=de"])
+    delta = delta_vs_dense(table)
+    assert delta.loc["calib=en", "en"] == pytest.approx(20.0) and delta.loc["calib=en", "de"] == pytest.approx(-5.0)
+    assert delta.loc["calib=de"].isna().all()
