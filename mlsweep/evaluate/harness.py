@@ -11,6 +11,7 @@ Guards against the harness's known traps:
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
@@ -20,10 +21,15 @@ PROJECT_TASKS = PACKAGE_DIR / "evaluate" / "tasks"
 
 
 def task_manager(include_paths: Iterable[str | Path] = ()):
+    """The task index (built once per process and include path: indexing lm-eval's tasks takes seconds)."""
+    return _task_manager((str(PROJECT_TASKS), *map(str, include_paths)))
+
+
+@lru_cache(maxsize=8)
+def _task_manager(paths: tuple[str, ...]):
     from lm_eval.tasks import TaskManager
 
-    paths = [str(PROJECT_TASKS), *map(str, include_paths)]
-    return TaskManager(include_path=paths, include_defaults=True, verbosity="ERROR")
+    return TaskManager(include_path=list(paths), include_defaults=True, verbosity="ERROR")
 
 
 def run_tasks(model, tokenizer, tasks: list[str], *, batch_size: int, limit: Optional[float] = None,

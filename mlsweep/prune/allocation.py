@@ -34,12 +34,17 @@ def owl_sparsities(ratios: list[float], sparsity: float, lam: float) -> list[flo
     return [float(s) if s > 0 else 0.01 for s in (1 - keep)]
 
 
-def check_owl(target: SparsityTarget, lam: float, m: float) -> None:
+def _check_layerwise(kind: str, target: SparsityTarget, lam: float) -> None:
+    """Shared rules of the layerwise allocations: unstructured only, lambda in [0, min(s, 1-s)]."""
     if target.is_nm:
-        raise ValueError("sparsity.allocation='owl' supports sparsity.pattern='unstructured' only")
+        raise ValueError(f"sparsity.allocation='{kind}' supports sparsity.pattern='unstructured' only")
     bound = min(target.sparsity, 1 - target.sparsity)
     if not 0 <= lam <= bound:
-        raise ValueError(f"sparsity.owl_lambda={lam}: allowed range is [0, min(s, 1-s)] = [0, {bound:g}]")
+        raise ValueError(f"sparsity.{kind}_lambda={lam}: allowed range is [0, min(s, 1-s)] = [0, {bound:g}]")
+
+
+def check_owl(target: SparsityTarget, lam: float, m: float) -> None:
+    _check_layerwise("owl", target, lam)
     if m <= 0:
         raise ValueError(f"sparsity.owl_m={m}: must be positive")
 
@@ -58,11 +63,7 @@ def cross_language_correlation(norms: list[torch.Tensor]) -> float:
 
 
 def check_cwl(target: SparsityTarget, lam: float, n_languages: int) -> None:
-    if target.is_nm:
-        raise ValueError("sparsity.allocation='cwl' supports sparsity.pattern='unstructured' only")
-    bound = min(target.sparsity, 1 - target.sparsity)
-    if not 0 <= lam <= bound:
-        raise ValueError(f"sparsity.cwl_lambda={lam}: allowed range is [0, min(s, 1-s)] = [0, {bound:g}]")
+    _check_layerwise("cwl", target, lam)
     if n_languages < 2:
         raise ValueError(f"sparsity.allocation='cwl' needs calibration in at least 2 languages, got {n_languages}")
 

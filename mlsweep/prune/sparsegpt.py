@@ -15,6 +15,7 @@ All in fp32 with TF32 off; the caller writes the result back in its dtype.
 """
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Optional
@@ -23,6 +24,7 @@ import torch
 
 from mlsweep.prune.masks import SparsityTarget
 from mlsweep.prune.registry import PrunerSpec
+from mlsweep.prune.wanda import _sequences
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,12 @@ class Params:
 
 
 class Hessian:
-    """H = (2 / N_seq) * sum over tokens of x x^T, accumulated in fp32."""
+    """H = (2 / N_seq) * sum over tokens of x x^T, accumulated in fp32.
+
+    Updated one sequence at a time with the reference's running rule
+    (H *= n/(n+1); x *= sqrt(2/(n+1)); H += x x^T), so the result is the
+    reference's to the last bit whatever the calibration batch size.
+    """
 
     def __init__(self, d_in: int):
         self.sum = torch.zeros(d_in, d_in, dtype=torch.float32)
@@ -47,16 +54,18 @@ class Hessian:
     def add(self, x: torch.Tensor, n_seq: int, lang: Optional[str] = None) -> None:
         if self.sum.device != x.device:
             self.sum = self.sum.to(x.device)
-        self.sum.addmm_(x.t(), x)  # x: (tokens, d_in)
-        self.n_seq += n_seq
+        for seq in _sequences(x, n_seq):
+            self.sum *= self.n_seq / (self.n_seq + 1)
+            self.n_seq += 1
+            seq = math.sqrt(2 / self.n_seq) * seq
+            self.sum += seq.t() @ seq
 
     @property
     def H(self) -> torch.Tensor:
-        return self.sum * (2.0 / max(self.n_seq, 1))
+        return self.sum.clone()
 
     def take_H(self) -> torch.Tensor:
         """H without a copy; the collector is spent afterwards (saves a d_in^2 buffer per linear)."""
-        self.sum.mul_(2.0 / max(self.n_seq, 1))
         H, self.sum = self.sum, None
         return H
 
@@ -111,11 +120,10 @@ def obs_prune(W: torch.Tensor, H: torch.Tensor, target: SparsityTarget, percdamp
                 if target.is_nm and i % target.m == 0:
                     score = W1[:, i:i + target.m] ** 2 / diag[i:i + target.m][None, :] ** 2
                     mask1.scatter_(1, i + torch.topk(score, target.n, dim=1, largest=False)[1], True)
-                q = w.clone()
-                q[mask1[:, i]] = 0
+                q = w.masked_fill(mask1[:, i], 0.0)
                 Q1[:, i] = q
                 err = (w - q) / d
-                W1[:, i:] -= err[:, None] @ U1[i, i:][None, :]
+                W1[:, i:].addr_(err, U1[i, i:], alpha=-1.0)  # in place: no (d_out x cols) temporary
                 Err1[:, i] = err
             W[:, i1:i2] = Q1
             W[:, i2:] -= Err1 @ U[i1:i2, i2:]

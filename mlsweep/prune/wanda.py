@@ -15,22 +15,33 @@ from mlsweep.prune.registry import PrunerSpec, apply_mask
 
 
 class SquaredNorm:
-    """scaler_row_j = (1/N_seq) * sum over all tokens of x_j^2 (fp32)."""
+    """scaler_row_j = (1/N_seq) * sum over all tokens of x_j^2 (fp32).
+
+    Updated one sequence at a time with the reference's running mean
+    (scaler *= n/(n+1); scaler += ||x_j||^2 / (n+1), the norm taken over the
+    sequence's tokens), so that the floating-point result, and hence every
+    near-tie in the masks, is the reference's, whatever the batch size.
+    """
 
     def __init__(self, d_in: int):
-        self.sumsq = torch.zeros(d_in, dtype=torch.float32)
+        self.scaler_row = torch.zeros(d_in, dtype=torch.float32)
         self.n_seq = 0
 
     def add(self, x: torch.Tensor, n_seq: int, lang: Optional[str] = None) -> None:
-        # x: (tokens, d_in), already fp32
-        if self.sumsq.device != x.device:
-            self.sumsq = self.sumsq.to(x.device)
-        self.sumsq += (x * x).sum(dim=0)
-        self.n_seq += n_seq
+        # x: (tokens, d_in) fp32, the batch's sequences one after the other
+        if self.scaler_row.device != x.device:
+            self.scaler_row = self.scaler_row.to(x.device)
+        for seq in _sequences(x, n_seq):
+            self.scaler_row *= self.n_seq / (self.n_seq + 1)
+            self.n_seq += 1
+            self.scaler_row += torch.norm(seq.t(), p=2, dim=1) ** 2 / self.n_seq
 
-    @property
-    def scaler_row(self) -> torch.Tensor:
-        return self.sumsq / max(self.n_seq, 1)
+
+def _sequences(x: torch.Tensor, n_seq: int) -> list[torch.Tensor]:
+    """Split a batch's rows back into its sequences (padding-masked rows: one chunk per batch)."""
+    if n_seq > 1 and x.shape[0] % n_seq == 0:
+        return list(x.reshape(n_seq, -1, x.shape[-1]))
+    return [x] if n_seq == 1 else [x] + [x[:0]] * (n_seq - 1)
 
 
 def score(weight: torch.Tensor, scaler_row: torch.Tensor) -> torch.Tensor:
