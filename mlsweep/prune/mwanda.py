@@ -30,6 +30,7 @@ import torch
 
 from mlsweep.prune.masks import SparsityTarget, mask_for
 from mlsweep.prune.registry import PrunerSpec, apply_mask
+from mlsweep.prune.wanda import SquaredNorm
 
 CENTRES = ("pooled", "language_mean")
 
@@ -58,6 +59,7 @@ class LanguageStats:
         self.positive: dict[Optional[str], torch.Tensor] = {}
         self.n_seq: dict[Optional[str], int] = {}
         self.n_tok: dict[Optional[str], int] = {}
+        self.all = SquaredNorm(d_in)  # Wanda's own statistic, bit for bit, for the pooled centre
 
     def add(self, x: torch.Tensor, n_seq: int, lang: Optional[str] = None) -> None:
         if lang not in self.sumsq:
@@ -68,6 +70,7 @@ class LanguageStats:
         self.positive[lang] += (x > 0).float().sum(0)
         self.n_seq[lang] += n_seq
         self.n_tok[lang] += x.shape[0]
+        self.all.add(x, n_seq, lang)
 
     @property
     def languages(self) -> list:
@@ -82,7 +85,7 @@ class LanguageStats:
 
     def pooled(self) -> torch.Tensor:
         """Wanda's scaler_row over every calibration sequence."""
-        return sum(self.sumsq.values()) / sum(self.n_seq.values())
+        return self.all.scaler_row
 
 
 def feature_norm(stats: LanguageStats, params: Params) -> torch.Tensor:

@@ -65,7 +65,11 @@ class Hessian:
         return self.sum.clone()
 
     def take_H(self) -> torch.Tensor:
-        """H without a copy; the collector is spent afterwards (saves a d_in^2 buffer per linear)."""
+        """H without a copy for its last user (linears sharing an input share the collector)."""
+        users = getattr(self, "users", 1)
+        if users > 1:
+            self.users = users - 1
+            return self.sum.clone()
         H, self.sum = self.sum, None
         return H
 
