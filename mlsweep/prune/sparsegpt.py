@@ -54,11 +54,13 @@ class Hessian:
     def add(self, x: torch.Tensor, n_seq: int, lang: Optional[str] = None) -> None:
         if self.sum.device != x.device:
             self.sum = self.sum.to(x.device)
+        outer = _scratch(self.sum.shape[0], x.device)
         for seq in _sequences(x, n_seq):
             self.sum *= self.n_seq / (self.n_seq + 1)
             self.n_seq += 1
             seq = math.sqrt(2 / self.n_seq) * seq
-            self.sum += seq.t() @ seq
+            torch.matmul(seq.t(), seq, out=outer)  # the reference's product, then its add
+            self.sum += outer
 
     @property
     def H(self) -> torch.Tensor:
@@ -72,6 +74,18 @@ class Hessian:
             return self.sum.clone()
         H, self.sum = self.sum, None
         return H
+
+
+_SCRATCH: dict = {}
+
+
+def _scratch(d: int, device: torch.device) -> torch.Tensor:
+    """One reusable d x d buffer per size and device for the per-sequence outer products:
+    a fresh d x d temporary per sequence fragments the heap (peak memory grew 1.5x streamed)."""
+    key = (d, str(device))
+    if key not in _SCRATCH:  # a model has few distinct widths (hidden, MLP)
+        _SCRATCH[key] = torch.empty(d, d, device=device)
+    return _SCRATCH[key]
 
 
 @contextmanager
