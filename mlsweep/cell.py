@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mlsweep.data.calibration import PromptSpec, build_calibration, build_prompts, doc_hash
+from mlsweep.data.calibration import PromptSpec, build_calibration, build_prompts
 from mlsweep.data.mixes import sample_counts
 from mlsweep.data.sources import source_from
 from mlsweep.evaluate.suite import Corpus, Suite

@@ -1,7 +1,6 @@
 """Config tree: every option of every group composes; bad input is rejected early, naming the field."""
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir

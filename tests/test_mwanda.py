@@ -4,7 +4,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from helpers import tiny_config
-from mlsweep.prune import masks, mwanda, prune_model, wanda
+from mlsweep.prune import mwanda, prune_model
 from mlsweep.prune.allocation import cross_language_correlation
 
 

@@ -3,12 +3,11 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-import mlsweep.app  # noqa: F401
+import mlsweep.app  # noqa: F401  (registers the schemas)
 from mlsweep import CONF_DIR
 from mlsweep.cell import run_cell
-from mlsweep.data.prompts import monolingual_texts, pad_batch, translation_texts
+from mlsweep.data.prompts import monolingual_texts, translation_texts
 from mlsweep.prune import prune_model
-from mlsweep.prune.wanda import SquaredNorm
 from test_prune_api import tiny
 
 
@@ -25,7 +24,6 @@ def test_translation_prompts_are_k_shot_pairs_with_one_index_skipped():
 
 
 def test_padding_never_enters_the_statistics_unless_asked():
-    model = tiny()
     ids = torch.randint(4, 300, (4, 16), generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
     mask[:, 10:] = 0

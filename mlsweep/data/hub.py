@@ -56,8 +56,6 @@ class HubSource:
 
 
 def _load(path: str, split: str, name: Optional[str] = None, data_files: Optional[dict] = None):
-    import datasets
-
     key = (path, name, split, tuple(sorted((data_files or {}).items())))
     try:
         return _cached(key)

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from mlsweep.prune.arch import find_blocks, find_linears
+from mlsweep.prune.placement import move, stem_device, on_device, stem_on_device
 from mlsweep.prune.masks import SparsityTarget
 from mlsweep.prune.registry import PrunerSpec
 
@@ -70,54 +71,6 @@ def _block_output(out: Any) -> torch.Tensor:
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
-def _move(value: Any, device: torch.device) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.to(device)
-    if isinstance(value, (tuple, list)):
-        return type(value)(_move(v, device) for v in value)
-    if isinstance(value, dict):
-        return {k: _move(v, device) for k, v in value.items()}
-    return value
-
-
-def _stem_device(model: nn.Module, blocks: nn.ModuleList) -> torch.device:
-    in_blocks = {id(p) for p in blocks.parameters()}
-    return next(p.device for p in model.parameters() if id(p) not in in_blocks)
-
-
-@contextmanager
-def on_device(module: nn.Module, device: torch.device) -> Iterator[nn.Module]:
-    """Move a block to the compute device for its turn, then back to where it was."""
-    home = next(module.parameters()).device
-    module.to(device)
-    try:
-        yield module
-    finally:
-        module.to(home)
-
-
-@contextmanager
-def stem_on_device(model: nn.Module, blocks: nn.ModuleList, device: torch.device) -> Iterator[None]:
-    """Everything outside the decoder blocks (embeddings, norms, rotary tables) on `device`."""
-    in_blocks = {id(m) for m in blocks.modules()}
-    moved = []
-    for module in model.modules():
-        if id(module) in in_blocks:
-            continue
-        for store in (module._parameters, module._buffers):
-            for name, t in store.items():
-                if t is not None and t.device != device:
-                    moved.append((store, name, t.device))
-                    store[name] = nn.Parameter(t.data.to(device), t.requires_grad) if isinstance(t, nn.Parameter) \
-                        else t.to(device)
-    try:
-        yield
-    finally:
-        for store, name, home in moved:
-            t = store[name]
-            store[name] = nn.Parameter(t.data.to(home), t.requires_grad) if isinstance(t, nn.Parameter) else t.to(home)
-
-
 @torch.no_grad()
 def capture_inputs(model: nn.Module, blocks: nn.ModuleList, batches: list[tuple], opts: LoopOptions,
                    device: torch.device) -> list[Batch]:
@@ -128,7 +81,7 @@ def capture_inputs(model: nn.Module, blocks: nn.ModuleList, batches: list[tuple]
     def hook(_module, args, kwargs):
         kwargs = dict(kwargs)
         hidden = args[0] if args else kwargs.pop("hidden_states")
-        caught.append(Batch(hidden.to(store), _move(tuple(args[1:]), store), _move(kwargs, store), None))
+        caught.append(Batch(hidden.to(store), move(tuple(args[1:]), store), move(kwargs, store), None))
         raise _Captured
 
     handle = blocks[0].register_forward_pre_hook(hook, with_kwargs=True)
@@ -154,7 +107,7 @@ def run_block(block: nn.Module, batches: list[Batch], device: torch.device,
     for b in batches:
         if on_batch:
             on_batch(b)
-        out = _block_output(block(b.hidden.to(device), *_move(b.args, device), **_move(b.kwargs, device)))
+        out = _block_output(block(b.hidden.to(device), *move(b.args, device), **move(b.kwargs, device)))
         outs.append(out.to(b.hidden.device))
     return outs
 
@@ -251,7 +204,7 @@ def walk_statistics(model: nn.Module, batches: list[tuple[torch.Tensor, Optional
                     visit: Callable[[int, dict[str, nn.Linear], dict], None]) -> None:
     """A statistics-only pass: no pruning, dense outputs propagate (OWL's first pass, analyses)."""
     blocks = find_blocks(model)
-    device = opts.device or _stem_device(model, blocks)
+    device = opts.device or stem_device(model, blocks)
     data = capture_inputs(model, blocks, batches, opts, device)
     probe = PrunerSpec(name="statistics", summary="", prune=lambda *a: None, make_collector=make_collector)
     for i, block in enumerate(blocks):
@@ -269,7 +222,7 @@ def prune_blocks(model: nn.Module, spec: PrunerSpec, targets: list[SparsityTarge
                  on_block: Callable[[int, float], None] | None = None) -> list[float]:
     """Prune every block in place; returns seconds per block."""
     blocks = find_blocks(model)
-    device = opts.device or _stem_device(model, blocks)
+    device = opts.device or stem_device(model, blocks)
     data = capture_inputs(model, blocks, batches, opts, device) if spec.needs_calibration else []
     seconds = []
     for i, block in enumerate(blocks):
@@ -300,7 +253,7 @@ def block_input_norms(model: nn.Module, batches: list[tuple], opts: LoopOptions)
     """Per language: mean over sequences of the sum over tokens of x^2 of the input to block 0
     (the embedding output), Wanda's statistic; MBS compares languages by its cosine."""
     blocks = find_blocks(model)
-    device = opts.device or _stem_device(model, blocks)
+    device = opts.device or stem_device(model, blocks)
     sums: dict = {}
     for b in capture_inputs(model, blocks, batches, opts, device):
         x = b.hidden.float()

@@ -25,7 +25,6 @@ import torch
 from mlsweep import PACKAGE_DIR
 from mlsweep.evaluate.perplexity import join_documents, perplexity
 from mlsweep.testbed import corpus, score_tasks
-from mlsweep.testbed.card import write_card
 from mlsweep.testbed.languages import LANGUAGES, SHARES
 from mlsweep.testbed.train import Recipe, build_model, held_out_loss, pack, train, train_tokenizer
 
