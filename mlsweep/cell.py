@@ -66,7 +66,8 @@ def cell_axes(cfg: DictConfig) -> dict[str, Any]:
 def cell_id(cfg: DictConfig) -> str:
     """Hash of what determines the cell's numbers: axes, model, calibration and eval settings."""
     spec = get_pruner(cfg.pruner.name)
-    ident = {"axes": cell_axes(cfg), "model": OmegaConf.to_container(cfg.model, resolve=True),
+    # unresolved: the testbed's path is an interpolation, so the id does not depend on the checkout's place
+    ident = {"axes": cell_axes(cfg), "model": OmegaConf.to_container(cfg.model, resolve=False),
              "eval": OmegaConf.to_container(cfg.eval, resolve=True)}
     if spec.prunes:
         ident["sparsity"] = {k: v for k, v in OmegaConf.to_container(cfg.sparsity).items() if k != "tolerance"}
