@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mlsweep.data.calibration import PromptSpec, build_calibration, build_prompts
+from mlsweep.data.calibration import PromptSpec, build_calibration, build_prompts, merge_tagged
 from mlsweep.data.mixes import sample_counts
 from mlsweep.data.sources import source_from
 from mlsweep.evaluate.suite import Corpus, Suite
@@ -179,8 +179,16 @@ def _calibration(cfg: DictConfig, tokenizer):
     counts = sample_counts(c.mix, c.nsamples, list(c.languages), m.family, dict(c.weights))
     source = source_from(c.source)
     if c.format != "windows":
-        prompts = PromptSpec(c.format, c.shots, c.pivot, c.direction, c.seqlen or m.seqlen, c.seed)
-        return build_prompts(tokenizer, source, c.split, counts, prompts), counts
+        fmt = "translation" if c.format == "translation_code" else c.format
+        prompts = PromptSpec(fmt, c.shots, c.pivot, c.direction, c.seqlen or m.seqlen, c.seed)
+        calib = build_prompts(tokenizer, source, c.split, counts, prompts)
+        if c.format == "translation_code":  # Kim et al.'s BLOOM setting: rows tagged mt and code
+            n_code = c.code_nsamples or c.nsamples
+            code = build_calibration(tokenizer, {"code": source_from(c.code_source).documents("code", c.split)},
+                                     {"code": n_code}, c.seqlen or m.seqlen, c.seed)
+            calib = merge_tagged(calib, "mt", code)
+            counts = {"mt": len(calib.languages) - n_code, "code": n_code}
+        return calib, counts
     docs = {lang: source.documents(lang, c.split) for lang in counts}
     key = json.dumps([OmegaConf.to_container(c.source, resolve=True), c.split], sort_keys=True)
     return build_calibration(tokenizer, docs, counts, c.seqlen or m.seqlen, c.seed, source_key=key), counts

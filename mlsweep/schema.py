@@ -71,6 +71,9 @@ class CalibConfig:
     pivot: str = "en"
     direction: str = "xx-pivot"  # xx-pivot | pivot-xx
     mask_pad_in_stats: bool = True  # false reproduces Kim et al.'s code (padding in the statistics)
+    # format translation_code: translation prompts tagged `mt` plus code windows tagged `code`
+    code_source: SourceConfig = field(default_factory=lambda: SourceConfig(name="python_code"))
+    code_nsamples: int = 0  # 0: as many as nsamples
 
 
 @dataclass

@@ -77,13 +77,15 @@ def _validate(cfg: DictConfig) -> None:
         langs = list(cfg.eval.languages if target else cfg.calib.languages)
         check_languages("eval.languages (calib.mix=target)" if target else "calib.languages", langs, calib_source)
         calib_source.check(langs, cfg.calib.split)
-        if cfg.calib.format not in ("windows", "translation", "monolingual"):
+        if cfg.calib.format not in ("windows", "translation", "monolingual", "translation_code"):
             raise ConfigError(f"calib.format={cfg.calib.format!r}: allowed values are windows, translation, "
-                              "monolingual")
+                              "monolingual, translation_code")
         if cfg.calib.direction not in ("xx-pivot", "pivot-xx"):
             raise ConfigError(f"calib.direction={cfg.calib.direction!r}: allowed values are xx-pivot, pivot-xx")
-        if cfg.calib.format == "translation":
+        if cfg.calib.format in ("translation", "translation_code"):
             check_languages("calib.pivot", [cfg.calib.pivot], calib_source)
+        if cfg.calib.format == "translation_code":
+            source_from(cfg.calib.code_source).check(["code"], cfg.calib.split)
         if not target:
             sample_counts(cfg.calib.mix, cfg.calib.nsamples, langs, cfg.model.family, dict(cfg.calib.weights))
         elif cfg.sparsity.allocation == "cwl":

@@ -43,3 +43,25 @@ def test_translation_calibration_cell_on_the_testbed(tmp_path):
     row = run_cell(cfg, tmp_path)
     assert row["status"] == "done", row["error"]
     assert row["calib"] == "translation" and row["calib_count/sw"] == 8
+
+
+def test_wanda_ratio_scores_mt_over_code_with_fixed_roles():
+    from mlsweep.prune import mwanda, wanda_ratio
+
+    st = mwanda.LanguageStats(3)
+    st.add(torch.tensor([[2.0, 1.0, 0.0]]), 1, "code")  # tag order: code first, so roles cannot follow it
+    st.add(torch.tensor([[1.0, 3.0, 2.0]]), 1, "mt")
+    W = torch.ones(1, 3)
+    s = wanda_ratio.score(W, st, wanda_ratio.Params())
+    assert s[0, 0] == pytest.approx(1 / 2) and s[0, 1] == pytest.approx(9 / 1)
+    with pytest.raises(ValueError, match="pruner.sub"):
+        wanda_ratio.score(W, st, wanda_ratio.Params(sub="python"))
+
+
+def test_translation_code_cell_on_the_testbed(tmp_path):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["pruner=wanda_ratio", "calib=translation_code", "calib.nsamples=6",
+                                           "calib.code_nsamples=4", "eval.max_windows=5"])
+    row = run_cell(cfg, tmp_path)
+    assert row["status"] == "done", row["error"]
+    assert row["calib_count/mt"] == 6 and row["calib_count/code"] == 4

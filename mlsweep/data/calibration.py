@@ -62,6 +62,16 @@ def build_prompts(tokenizer, source, split: str, counts: dict[str, int], spec: P
     return CalibrationSet(ids, langs, hashes, mask)
 
 
+def merge_tagged(prompts: CalibrationSet, tag: str, other: CalibrationSet) -> CalibrationSet:
+    """Prompts (all tagged `tag`, padded) followed by unpadded windows of another set, same length."""
+    if other.input_ids.shape[1] != prompts.input_ids.shape[1]:
+        raise ValueError("calib: code windows and prompts must have the same length (calib.seqlen)")
+    ids = torch.cat([prompts.input_ids, other.input_ids])
+    mask = torch.cat([prompts.attention_mask, torch.ones_like(other.input_ids)])
+    return CalibrationSet(ids, [tag] * len(prompts.languages) + other.languages,
+                          prompts.doc_hashes | other.doc_hashes, mask)
+
+
 _ENGLISH_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "ru": "Russian",
                   "zh": "Chinese", "ar": "Arabic", "sw": "Swahili", "hi": "Hindi", "bg": "Bulgarian",
                   "el": "Greek", "th": "Thai", "tr": "Turkish", "ur": "Urdu", "vi": "Vietnamese"}

@@ -84,6 +84,35 @@ class ParallelFolder(FolderSource):
             self.documents(lang, split)
 
 
+class PythonCode:
+    """Python files as one-document-each 'code' text (Kim et al. used github-python).
+
+    Offline default: the mlsweep package's own sources; `path` points elsewhere.
+    Every split returns the same files: code is a calibration contrast, never evaluated.
+    """
+
+    name = "python_code"
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise ValueError(f"source.path={str(root)!r}: folder does not exist")
+
+    def languages(self) -> list[str]:
+        return ["code"]
+
+    def documents(self, lang: str, split: str) -> list[str]:
+        return [p.read_text(encoding="utf-8") for p in sorted(self.root.rglob("*.py"))]
+
+    def check(self, langs: list[str], split: str) -> None:
+        if not self.documents("code", split):
+            raise ValueError(f"source.path={str(self.root)!r}: no .py files")
+
+
+def _python_code(path: Optional[str]) -> TextSource:
+    return PythonCode(Path(path) if path else PACKAGE_DIR)
+
+
 def _testbed_parallel(_path: Optional[str]) -> TextSource:
     return ParallelFolder(TESTBED_TEXT.parent / "parallel", name="testbed_parallel")
 
@@ -103,7 +132,7 @@ def _hub(name: str) -> Callable[..., TextSource]:
 
 
 SOURCES: dict[str, Callable[..., TextSource]] = {"testbed": _testbed, "local": _local,
-                                                 "testbed_parallel": _testbed_parallel}
+                                                 "testbed_parallel": _testbed_parallel, "python_code": _python_code}
 SOURCES.update({name: _hub(name) for name in ("hf", "flores", "xlsum", "mc4", "culturax", "wikipedia", "wikitext2")})
 
 
@@ -113,7 +142,7 @@ def get_source(name: str, path: Optional[str] = None, **overrides) -> TextSource
         close = difflib.get_close_matches(name, list(SOURCES), n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(f"source.name={name!r} is unknown.{hint} Available: {', '.join(sorted(SOURCES))}")
-    if name in ("testbed", "local", "testbed_parallel"):
+    if name in ("testbed", "local", "testbed_parallel", "python_code"):
         return SOURCES[name](path)
     return SOURCES[name](path, **{k: v for k, v in overrides.items() if v is not None})
 

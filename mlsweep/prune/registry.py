@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, Protocol
 import torch
 
 
-_MODULES = ("dense", "magnitude", "wanda", "sparsegpt", "mwanda")
+_MODULES = ("dense", "magnitude", "wanda", "sparsegpt", "mwanda", "wanda_ratio")
 
 
 class Collector(Protocol):
