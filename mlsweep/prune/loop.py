@@ -112,8 +112,8 @@ def run_block(block: nn.Module, batches: list[Batch], device: torch.device,
     return outs
 
 
-def collect(block: nn.Module, linears: dict[str, nn.Linear], spec: PrunerSpec, batches: list[Batch],
-            device: torch.device) -> tuple[dict, list[torch.Tensor]]:
+def collect(block: nn.Module, linears: dict[str, nn.Linear], make_collector: Callable[[int], Any],
+            batches: list[Batch], device: torch.device) -> tuple[dict, list[torch.Tensor]]:
     """One pass over the block with hooks feeding each linear's collector; returns (stats, outputs).
 
     Linears that read the same input tensor (q/k/v, gate/up) share one collector: the
@@ -121,7 +121,7 @@ def collect(block: nn.Module, linears: dict[str, nn.Linear], spec: PrunerSpec, b
     d_in x d_in Hessian per linear for SparseGPT). `users` on a shared collector counts
     the linears that will consume it.
     """
-    collectors = {name: spec.make_collector(lin.in_features) for name, lin in linears.items()}
+    collectors = {name: make_collector(lin.in_features) for name, lin in linears.items()}
     leader: dict[str, str] = {}
     # the previous linear's input: the same tensor object (not just the same address, which
     # a freed tensor can hand on) means the same statistics
@@ -206,11 +206,10 @@ def walk_statistics(model: nn.Module, batches: list[tuple[torch.Tensor, Optional
     blocks = find_blocks(model)
     device = opts.device or stem_device(model, blocks)
     data = capture_inputs(model, blocks, batches, opts, device)
-    probe = PrunerSpec(name="statistics", summary="", prune=lambda *a: None, make_collector=make_collector)
     for i, block in enumerate(blocks):
         with opts.turn(i, block, device):
             linears = find_linears(block)
-            stats, outs = collect(block, linears, probe, data, device)
+            stats, outs = collect(block, linears, make_collector, data, device)
             visit(i, linears, stats)
         for b, out in zip(data, outs):
             b.hidden = out
@@ -235,7 +234,8 @@ def prune_blocks(model: nn.Module, spec: PrunerSpec, targets: list[SparsityTarge
                 groups = linear_groups(block, linears, data[0], device) if opts.true_sequential else [list(linears)]
                 dense_outs = None
                 for g, names in enumerate(groups):
-                    stats, outs = collect(block, {n: linears[n] for n in names}, spec, data, device)
+                    group = {n: linears[n] for n in names}
+                    stats, outs = collect(block, group, spec.make_collector, data, device)
                     dense_outs = outs if g == 0 else dense_outs
                     _prune_linears(linears, names, spec, stats, targets[i], params)
                 if i + 1 < len(blocks):

@@ -24,7 +24,7 @@ import torch
 
 from mlsweep.prune.masks import SparsityTarget
 from mlsweep.prune.registry import PrunerSpec
-from mlsweep.prune.wanda import _sequences
+from mlsweep.prune.wanda import per_sequence
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Hessian:
         if self.sum.device != x.device:
             self.sum = self.sum.to(x.device)
         outer = _scratch(self.sum.shape[0], x.device)
-        for seq in _sequences(x, n_seq):
+        for seq in per_sequence(x, n_seq):
             self.sum *= self.n_seq / (self.n_seq + 1)
             self.n_seq += 1
             seq = math.sqrt(2 / self.n_seq) * seq

@@ -101,14 +101,15 @@ def _build_stem(model: nn.Module, blocks: nn.ModuleList, ckpt: Checkpoint, confi
                                                          requires_grad=False)
     _fill_buffers(model, in_blocks, config, device)
     model.tie_weights()
-    left = [n for n, p in model.named_parameters() if p.is_meta and not _in(n, blocks, model)]
+    prefix = blocks_prefix(model, blocks)
+    left = [n for n, p in model.named_parameters() if p.is_meta and not n.startswith(prefix)]
     if left:
         raise ValueError(f"model.path: the checkpoint lacks {left[:3]}")
 
 
-def _in(name: str, blocks: nn.ModuleList, model: nn.Module) -> bool:
-    prefix = next(n for n, m in model.named_modules() if m is blocks)
-    return name.startswith(prefix + ".")
+def blocks_prefix(model: nn.Module, blocks: nn.ModuleList) -> str:
+    """State-dict prefix of the decoder blocks, e.g. 'model.layers.'."""
+    return next(n for n, m in model.named_modules() if m is blocks) + "."
 
 
 def _fill_buffers(model: nn.Module, in_blocks: set[int], config, device: torch.device) -> None:
@@ -145,7 +146,7 @@ def prune_checkpoint(src: str | Path, dst: str | Path, calibration: Any, method:
         model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype) if dtype else None)
     ckpt = Checkpoint(src, renamings(model))
     blocks = find_blocks(model)
-    prefix = next(n for n, m in model.named_modules() if m is blocks) + "."
+    prefix = blocks_prefix(model, blocks)
     home = torch.device("cpu")
     _build_stem(model, blocks, ckpt, config, home)
     dst.mkdir(parents=True, exist_ok=True)
@@ -170,7 +171,7 @@ def prune_checkpoint(src: str | Path, dst: str | Path, calibration: Any, method:
         ratios = allocation_scores(model, job)
     saving["on"] = True
     targets, seconds = run(model, job, on_block, ratios)
-    _write_stem(model, blocks, dst, config, src)
+    _write_stem(model, prefix, dst, config, src)
     overall, per_block, per_linear = summarize([counts[i] for i in range(len(blocks))])
     return PruneReport(method, job.target.sparsity if job.spec.prunes else 0.0, job.target.pattern, overall,
                        per_block, per_linear, seconds, [t.sparsity for t in targets])
@@ -185,21 +186,13 @@ def _trim() -> None:
         pass
 
 
-def _write_stem(model: nn.Module, blocks: nn.ModuleList, dst: Path, config, src: Path) -> None:
+def _write_stem(model: nn.Module, prefix: str, dst: Path, config, src: Path) -> None:
     """The non-block tensors, an index over all files, the config and the tokenizer files."""
-    in_blocks = {id(p) for p in blocks.parameters()}
     stem, seen = {}, set()
-    for name, p in model.named_parameters(remove_duplicate=True):
-        if id(p) not in in_blocks and p.data_ptr() not in seen:
-            seen.add(p.data_ptr())
-            stem[name] = p.data.contiguous()
-    for name, b in model.named_buffers():
-        if not any(name.startswith(f"{n}.") for n, m in model.named_modules() if m is blocks) and b is not None:
-            persistent = name.rsplit(".", 1)[-1] not in getattr(model.get_submodule(name.rsplit(".", 1)[0])
-                                                               if "." in name else model,
-                                                               "_non_persistent_buffers_set", set())
-            if persistent:
-                stem[name] = b.contiguous()
+    for name, t in model.state_dict().items():  # parameters and persistent buffers
+        if not name.startswith(prefix) and t.data_ptr() not in seen:  # tied weights are written once
+            seen.add(t.data_ptr())
+            stem[name] = t.contiguous()
     save_file(stem, str(dst / "stem.safetensors"), metadata={"format": "pt"})
     weight_map = {k: "stem.safetensors" for k in stem}
     for f in sorted(dst.glob("block-*.safetensors")):

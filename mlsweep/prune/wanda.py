@@ -31,13 +31,13 @@ class SquaredNorm:
         # x: (tokens, d_in) fp32, the batch's sequences one after the other
         if self.scaler_row.device != x.device:
             self.scaler_row = self.scaler_row.to(x.device)
-        for seq in _sequences(x, n_seq):
+        for seq in per_sequence(x, n_seq):
             self.scaler_row *= self.n_seq / (self.n_seq + 1)
             self.n_seq += 1
             self.scaler_row += torch.norm(seq.t(), p=2, dim=1) ** 2 / self.n_seq
 
 
-def _sequences(x: torch.Tensor, n_seq: int) -> list[torch.Tensor]:
+def per_sequence(x: torch.Tensor, n_seq: int) -> list[torch.Tensor]:
     """Split a batch's rows back into its sequences (padding-masked rows: one chunk per batch)."""
     if n_seq > 1 and x.shape[0] % n_seq == 0:
         return list(x.reshape(n_seq, -1, x.shape[-1]))
