@@ -31,6 +31,68 @@ def test_bloom_twenty_language_mix_of_256_reproduces_the_mbs_counts():
     assert sum(small.values()) == 40 and min(small.values()) == 1 and small["en"] > small["zh"] > small["fr"]
 
 
+def test_published_shares_are_fractions_of_the_training_data():
+    from mlsweep.data.shares import _XGLM_RATIOS, SHARES as FAMILIES
+
+    for family in ("testbed", "bloom"):
+        assert sum(FAMILIES[family].values()) == pytest.approx(1.0)
+    corpus = [ratio for ratio, _ in _XGLM_RATIOS.values()]
+    assert len(_XGLM_RATIOS) == 30 and sum(corpus) == pytest.approx(1.0, abs=1e-5)
+    # the upsampled column is printed to 4 decimals: 0.9999 in the model card
+    assert sum(FAMILIES["xglm"].values()) == pytest.approx(1.0, abs=5e-4)
+    assert all(0 < share < 1 for shares in FAMILIES.values() for share in shares.values())
+
+
+def test_conf_model_families_have_shares_or_say_they_are_unpublished():
+    from omegaconf import OmegaConf
+
+    from mlsweep import CONF_DIR
+    from mlsweep.data.shares import SHARES as FAMILIES, UNPUBLISHED
+
+    assert not set(FAMILIES) & set(UNPUBLISHED)
+    for path in (CONF_DIR / "model").glob("*.yaml"):
+        family = OmegaConf.load(path).family
+        assert family in FAMILIES or family in UNPUBLISHED, f"{path.name}: model.family={family!r}"
+
+
+def test_proportional_over_xglm_languages_respects_minimum_and_total():
+    from mlsweep.data.shares import SHARES as FAMILIES
+
+    langs = list(FAMILIES["xglm"])
+    counts = sample_counts("proportional", 128, langs, "xglm")
+    assert sum(counts.values()) == 128 and min(counts.values()) == 1 and list(counts) == langs
+    assert counts["qu"] == 1 and counts["en"] == max(counts.values())
+    # the seven-language default of calib=proportional: XGLM's shares renormalised over them
+    seven = sample_counts("proportional", 64, LANGS, "xglm")
+    assert sum(seven.values()) == 64 and min(seven.values()) >= 1
+    assert seven["en"] > seven["ru"] > seven["zh"] > seven["de"] > seven["sw"]
+
+
+@pytest.mark.parametrize("family", ["llama3", "aya23", "mgpt"])
+def test_proportional_for_a_family_without_published_shares_says_so(family):
+    with pytest.raises(ValueError) as err:
+        sample_counts("proportional", 64, LANGS, family)
+    message = str(err.value)
+    for needle in ("calib.mix=proportional", f"model.family={family!r}", "not published",
+                   "bloom, testbed, xglm", "calib=uniform", "calib.mix=weights", "calib.weights={"):
+        assert needle in message, message
+    assert sample_counts("uniform", 64, LANGS, family)  # the alternatives still work
+    assert sample_counts("weights", 10, ["en", "sw"], family, {"en": 0.6, "sw": 0.4}) == {"en": 6, "sw": 4}
+
+
+def test_unpublished_family_fails_validation_before_the_model_loads(tiny_overrides):
+    from hydra import compose, initialize_config_dir
+
+    import mlsweep.app  # noqa: F401  (registers the schemas)
+    from mlsweep import CONF_DIR
+    from mlsweep.validate import ConfigError, validate
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["calib=proportional", *tiny_overrides, "model.family=llama3"])
+    with pytest.raises(ConfigError, match=r"model\.family='llama3' are not published"):
+        validate(cfg)
+
+
 def test_explicit_weights():
     assert sample_counts("weights", 10, ["en", "sw"], weights={"en": 0.7, "sw": 0.3}) == {"en": 7, "sw": 3}
     with pytest.raises(ValueError, match="calib.weights"):

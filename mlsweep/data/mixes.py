@@ -86,14 +86,25 @@ MIXES: dict[str, Callable[..., dict[str, int]]] = {"uniform": uniform, "proporti
                                                   "weights": weighted}
 
 
+# What to use instead of `proportional` when a family has no shares (`++`: calib.weights is a typed
+# dict that Hydra will not extend with new keys through a plain override).
+ALTERNATIVES = ("use calib=uniform, or a weight for each of calib.languages: "
+                "calib.mix=weights '++calib.weights={en: 0.6, sw: 0.4}'")
+
+
 def training_shares(family: str) -> dict[str, float]:
     """Training-language distribution of a model family (model.family)."""
-    from mlsweep.data.shares import SHARES
+    from mlsweep.data.shares import SHARES, UNPUBLISHED
 
-    if family not in SHARES:
-        raise ValueError(f"model.family={family!r}: no training-language shares recorded; "
-                         f"known families: {', '.join(sorted(SHARES))}")
-    return SHARES[family]
+    if family in SHARES:
+        return SHARES[family]
+    known = ", ".join(sorted(SHARES))
+    if family in UNPUBLISHED:
+        raise ValueError(f"calib.mix=proportional: the training-language shares of model.family={family!r} "
+                         f"are not published ({UNPUBLISHED[family]}); shares are recorded for: {known}; "
+                         f"{ALTERNATIVES}")
+    raise ValueError(f"model.family={family!r}: no training-language shares recorded; known families: "
+                     f"{known}; {ALTERNATIVES}")
 
 
 def sample_counts(mix: str, nsamples: int, languages: list[str], family: str = "",
