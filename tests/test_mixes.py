@@ -132,3 +132,10 @@ def test_calibration_windows_are_cached_per_language(tmp_path, monkeypatch, tiny
     assert torch.equal(first.input_ids, again.input_ids) and first.doc_hashes == again.doc_hashes
     build_calibration(tok, docs, {"aa": 3, "bb": 2}, 16, 1, source_key="toy")  # another seed: new entries
     assert len(list(cache_dir().glob("*.pt"))) == 4
+
+
+def test_proportional_accepts_iso3_and_flores_codes():
+    """The shares are keyed by ISO 639-1; other spellings of the same language find them."""
+    same = sample_counts("proportional", 32, ["en", "de", "sw"], "testbed")
+    assert sample_counts("proportional", 32, ["eng", "deu_Latn", "swa"], "testbed") == \
+        {"eng": same["en"], "deu_Latn": same["de"], "swa": same["sw"]}

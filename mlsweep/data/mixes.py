@@ -69,12 +69,22 @@ def proportional(nsamples: int, languages: list[str], family: str = "") -> dict[
     Shares are renormalised over `languages`; every language gets at least one
     window, as in MBS (`at_least`).
     """
+    from mlsweep.data.languages import normalize
+
     table = training_shares(family)
-    missing = [l for l in languages if l not in table]
+
+    def share_key(lang: str) -> str | None:  # deu, deu_Latn and de name the same share
+        try:
+            return normalize(lang, extra=tuple(table))
+        except ValueError:
+            return None
+
+    keys = {l: share_key(l) for l in languages}
+    missing = [l for l, k in keys.items() if k not in table]
     if missing:
         raise ValueError(f"calib.languages: no training share recorded for {missing} in model family "
                          f"{family!r}; known: {', '.join(table)}")
-    return at_least(nsamples, {l: table[l] for l in languages})
+    return at_least(nsamples, {l: table[keys[l]] for l in languages})
 
 
 def weighted(nsamples: int, languages: list[str], family: str = "", weights=None) -> dict[str, int]:
