@@ -26,9 +26,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install mlsweep (editable) with its pinned dependencies
 
-demo: install  ## the lang_calib sweep on the offline testbed, then its matrix
+demo: install  ## the lang_calib sweep on the offline testbed, then its matrices and heatmaps
 	$(BIN)/python -m mlsweep +experiment=lang_calib -m
-	$(BIN)/python -m mlsweep.report outputs/lang_calib/latest
+	$(BIN)/python -m mlsweep.report outputs/lang_calib
 
 test: install  ## the default test run (fast tiers + integration; no slow sweeps)
 	$(BIN)/python -m pytest -q -m "not slow"

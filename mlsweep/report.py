@@ -1,103 +1,45 @@
-"""`python -m mlsweep.report <sweep folder> [...]`: the result rows as pandas tables.
+"""`python -m mlsweep.report <sweep folder> [...]`: the results store and the paper tables.
 
-Collects every result.json under the folders into one DataFrame (one row per
-cell; nested config dropped, list columns kept as JSON text) and prints the
-Kurz et al. matrix for each (model, pruner, sparsity): rows = calibration
-language, columns = evaluation language, cells = the metric (mean over
-calibration seeds; the sd goes to <table>_sd.csv, the change against the
-dense row in percent to <table>_delta_pct.csv), with the dense row on top. Failed cells appear as 'failed', never silently dropped. Tables
-are also written as CSV and Markdown into <folder>/report/.
+Collects every result.json under the folders (or, with `--wandb entity/project
+--group G`, the summaries of a W&B group's runs) into one DataFrame, one row
+per cell (`mlsweep.store`), written as results.parquet and results.csv. Then
+builds each experiment's tables from its table spec (the `report:` block of
+conf/experiment/<name>.yaml; `mlsweep.tables.spec`): for lang_calib the Kurz
+et al. matrix per (model, pruner, sparsity), rows = calibration language,
+columns = evaluation language, dense row on top, cells = mean ± sd over
+calibration seeds. Failed cells read 'failed' and absent ones 'missing',
+never silently dropped. Each table is printed and written to <out>/ as
+<table>.md, .csv (+ _sd, _delta_<ref>), .tex (booktabs) and .png (heatmap);
+tables.md and tables.tex hold them all.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import math
+import sys
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 
-from mlsweep.results import RESULT_FILE, read_row
+from mlsweep.store import from_wandb, load_rows, write_store
+from mlsweep.tables import Table, build_tables, parse_spec, spec_for
+from mlsweep.tables.heatmap import write_heatmap
+from mlsweep.tables.render import delta_markdown, to_latex, to_markdown, to_text, write_csv
+from mlsweep.tables.spec import DEFAULT
 
-
-def load_rows(folders: Iterable[Path]) -> pd.DataFrame:
-    rows = []
-    for folder in folders:
-        for path in sorted(Path(folder).rglob(RESULT_FILE)):
-            row = read_row(path)
-            row.pop("config", None)
-            row = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()}
-            row["path"] = str(path.parent)
-            rows.append(row)
-    if not rows:
-        raise SystemExit(f"no {RESULT_FILE} found under {', '.join(map(str, folders))}")
-    return pd.DataFrame(rows)
-
-
-def metric_languages(df: pd.DataFrame, metric: str) -> list[str]:
-    return [c.split("/", 1)[1] for c in df.columns if c.startswith(f"{metric}/")]
-
-
-# Axes that split tables further when they vary: cells differing in them are never averaged together.
-TABLE_EXTRA = ("sparsity_pattern", "sparsity_allocation", "eval_suite")
-
-
-def _table_key(keys: list[str], values: tuple) -> tuple:
-    """(model, pruner, sparsity) plus 'axis=value' for each further axis that is not its default."""
-    extra = tuple(f"{k.replace('sparsity_', '')}={v}" for k, v in zip(keys[3:], values[3:])
-                  if v not in ("unstructured", "uniform", "ppl"))
-    return tuple(values[:3]) + extra
-
-
-def _row_order(labels: list[str], langs: list[str]) -> list[str]:
-    """Calibration languages in column order (the diagonal reads top-left to bottom-right), then mixes."""
-    return sorted(labels, key=lambda l: (langs.index(l) if l in langs else len(langs), l))
-
-
-def _aggregate(cells: pd.DataFrame, cols: list[str], stat: str) -> list[object]:
-    """Mean (or sd) over the cells of one table row, i.e. over calibration seeds; 'failed' wins."""
-    if (cells["status"] != "done").any():
-        return ["failed"] * len(cols)
-    values = cells.reindex(columns=cols).astype(float)
-    if stat == "mean":
-        return list(values.mean())
-    return list(values.std(ddof=1)) if len(values) > 1 else [math.nan] * len(cols)
+__all__ = ["build_report", "delta_vs_dense", "load_rows", "main", "matrix"]
 
 
 def matrix(df: pd.DataFrame, metric: str = "ppl", stat: str = "mean") -> dict[tuple, pd.DataFrame]:
-    """{(model, pruner, sparsity): rows = calib, columns = eval language}, dense row first.
+    """{(model, pruner, sparsity): rows = calib, columns = eval language}, dense row first (the default spec).
 
-    Cells that differ only in calibration seed are one row (mean, or sd with
-    stat='sd'); a row with any failed cell reads 'failed'.
+    Cells are floats (mean over seeds, or sd with stat='sd') or 'failed' / 'missing'.
     """
-    langs = metric_languages(df, metric)
-    cols = [f"{metric}/{l}" for l in langs]
-    out = {}
-    dense = df[df["pruner"] == "dense"]
-    pruned = df[df["pruner"] != "dense"]
-    keys = ["model", "pruner", "sparsity_target"] + [k for k in TABLE_EXTRA if k in df.columns]
-    for key, group in pruned.groupby(keys, sort=True):
-        model = key[0]
-        group = group.sort_values(["calib", "calib_languages", "cell_id"])
-        table_rows = {}
-        model_dense = dense[dense["model"] == model]
-        if len(model_dense):
-            table_rows["dense"] = _aggregate(model_dense, cols, stat)
-        by_calib = group.groupby(["calib", "calib_languages"], sort=False).groups
-        names = [c for c, _ in by_calib]
-        for calib in _row_order(list(dict.fromkeys(names)), langs):
-            for (c, languages), index in by_calib.items():
-                if c != calib:
-                    continue
-                label = calib if names.count(calib) == 1 else f"{calib} [{languages}]"
-                table_rows[f"calib={label}"] = _aggregate(group.loc[index], cols, stat)
-        out[_table_key(keys, key)] = pd.DataFrame.from_dict(table_rows, orient="index", columns=langs)
-    return out
+    spec = parse_spec({**DEFAULT, "metric": metric})
+    return {tuple(t.key.values()): t.cells(stat) for t in build_tables(df, spec)}
 
 
 def delta_vs_dense(table: pd.DataFrame) -> pd.DataFrame:
-    """Each row relative to the dense row of its table, in percent (the dense cell, run once, is reused)."""
+    """Each row of a `matrix` table relative to its dense row, in percent."""
     if "dense" not in table.index:
         return table.iloc[0:0]
     dense = pd.to_numeric(table.loc["dense"], errors="coerce")
@@ -105,49 +47,81 @@ def delta_vs_dense(table: pd.DataFrame) -> pd.DataFrame:
     return (rows / dense - 1) * 100
 
 
-def to_markdown(table: pd.DataFrame, digits: int = 2) -> str:
-    def fmt(v):
-        return f"{v:.{digits}f}" if isinstance(v, float) and not math.isnan(v) else ("–" if isinstance(v, float) else str(v))
-
-    head = "| | " + " | ".join(map(str, table.columns)) + " |"
-    sep = "|---" * (len(table.columns) + 1) + "|"
-    body = ["| " + str(idx) + " | " + " | ".join(fmt(v) for v in row) + " |" for idx, row in table.iterrows()]
-    return "\n".join([head, sep, *body])
+def _experiments(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    if "experiment" not in df.columns:
+        return [("-", df)]
+    return [(str(name), sub) for name, sub in df.groupby(df["experiment"].fillna("-"), sort=True)]
 
 
-def write_report(df: pd.DataFrame, out_dir: Path, metric: str = "ppl") -> list[tuple[str, pd.DataFrame]]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out_dir / "results.csv", index=False)
-    written = []
-    spreads = matrix(df, metric, stat="sd")
-    for key, table in matrix(df, metric).items():
-        model, pruner, sparsity, *extra = key
-        stem = "_".join([f"{metric}_{model}_{pruner}_s{sparsity:g}", *extra]).replace("=", "-").replace(":", "of")
-        table.to_csv(out_dir / f"{stem}.csv")
-        spreads[key].to_csv(out_dir / f"{stem}_sd.csv")
-        delta_vs_dense(table).to_csv(out_dir / f"{stem}_delta_pct.csv")
-        title = " ".join([f"{metric}: model={model} pruner={pruner} sparsity={sparsity:g}", *extra])
-        (out_dir / f"{stem}.md").write_text(f"### {title}\n\n{to_markdown(table)}\n", encoding="utf-8")
-        written.append((title, table))
-    return written
+def build_report(df: pd.DataFrame, out: Path, spec: dict | None = None, metrics: list[str] | None = None,
+                 with_sd: bool = True, heatmaps: bool = True, show_delta: bool = False,
+                 stream=None) -> list[Table]:
+    """Store, tables and heatmaps of `df` into `out`; prints every table (to stdout). Returns the tables."""
+    out, stream = Path(out), stream or sys.stdout
+    write_store(df, out)
+    groups = _experiments(df)
+    everything, md, tex = [], [], []
+    for name, sub in groups:
+        table_spec = parse_spec(spec) if spec else spec_for(name, df.attrs.get("report_specs", {}).get(name))
+        if metrics:
+            table_spec.metrics = list(metrics)
+        folder = out / name if len(groups) > 1 else out
+        folder.mkdir(parents=True, exist_ok=True)
+        for table in build_tables(sub.reset_index(drop=True), table_spec):
+            deltas = [ref for ref in table_spec.delta if table.has_reference(ref)]
+            write_csv(table, folder, deltas)
+            text = to_markdown(table, with_sd, deltas)
+            (folder / f"{table.stem}.md").write_text(text, encoding="utf-8")
+            (folder / f"{table.stem}.tex").write_text(to_latex(table, with_sd), encoding="utf-8")
+            if heatmaps:
+                write_heatmap(table, folder / f"{table.stem}.png")
+            md.append(text)
+            tex.append(to_latex(table, with_sd))
+            print("\n" + to_text(table, with_sd), file=stream)
+            for ref in deltas if show_delta else ():
+                print(f"\nΔ % vs {ref}:\n{delta_markdown(table, ref)}", file=stream)
+            everything.append(table)
+    (out / "tables.md").write_text("\n".join(md), encoding="utf-8")
+    (out / "tables.tex").write_text("% needs \\usepackage{booktabs}\n" + "\n".join(tex), encoding="utf-8")
+    return everything
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="mlsweep-report", description=__doc__.splitlines()[0])
-    ap.add_argument("folders", nargs="+", type=Path, help="sweep folders (outputs/<experiment>/<timestamp>)")
-    ap.add_argument("--metric", nargs="+", default=None,
-                    help="metric prefixes to tabulate (default: ppl, and acc_lang when the suite has tasks)")
-    ap.add_argument("--out", type=Path, default=None, help="where tables go (default: <first folder>/report)")
+    ap.add_argument("folders", nargs="*", type=Path, help="sweep folders (outputs/<experiment>), searched recursively")
+    ap.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read the rows from W&B instead of folders")
+    ap.add_argument("--group", help="the W&B group (the experiment name) with --wandb")
+    ap.add_argument("--metric", nargs="+", default=None, help="metric prefixes to tabulate (default: the spec's)")
+    ap.add_argument("--spec", type=Path, default=None,
+                    help="a YAML table spec (a report: block or its keys) instead of the experiment's")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="where tables go (default: <first folder>/report, or outputs/<group>/report)")
+    ap.add_argument("--no-sd", action="store_true", help="means only, without ± sd over seeds")
+    ap.add_argument("--no-heatmap", action="store_true", help="skip the PNG heatmaps")
+    ap.add_argument("--delta", action="store_true", help="also print the spec's percent-change tables")
     args = ap.parse_args(argv)
-    df = load_rows(args.folders)
-    out = args.out or args.folders[0].resolve() / "report"
+    if args.wandb:
+        if not args.group:
+            ap.error("--wandb needs --group")
+        df = from_wandb(args.wandb, args.group)
+        out = args.out or Path("outputs") / args.group / "report"
+    elif args.folders:
+        df = load_rows(args.folders)
+        out = args.out or args.folders[0].resolve() / "report"
+    else:
+        ap.error("give sweep folders, or --wandb ENTITY/PROJECT --group GROUP")
+    spec = None
+    if args.spec:
+        import yaml
+
+        block = yaml.safe_load(args.spec.read_text(encoding="utf-8")) or {}
+        spec = block.get("report", block)
     status = df["status"].value_counts().to_dict()
     print(f"{len(df)} cells: " + ", ".join(f"{n} {s}" for s, n in status.items()))
-    metrics = args.metric or [m for m in ("ppl", "acc_lang") if metric_languages(df, m)]
-    for metric in metrics:  # perplexity and accuracy side by side, one table each
-        for title, table in write_report(df, out, metric):
-            print(f"\n### {title}\n{to_markdown(table, 2 if metric.startswith('ppl') else 3)}")
-    print(f"\ntables written to {out}")
+    tables = build_report(df, out, spec, args.metric, not args.no_sd, not args.no_heatmap, args.delta)
+    kinds = ".md .csv .tex" + ("" if args.no_heatmap else " .png")
+    print(f"\n{len(tables)} tables ({kinds} each; all in tables.md, tables.tex) and results.parquet/.csv "
+          f"written to {out}")
 
 
 if __name__ == "__main__":
