@@ -68,6 +68,7 @@ def _validate(cfg: DictConfig) -> None:
                               f"(the context length of {cfg.model.path})")
     if cfg.eval.batch_size <= 0:
         raise ConfigError(f"eval.batch_size={cfg.eval.batch_size}: must be a positive integer")
+    check_logger(cfg)
     check_eval(cfg)
     from mlsweep.cell import uses_calibration
 
@@ -101,6 +102,19 @@ def _get(cfg: DictConfig, dotted: str) -> Any:
     for part in dotted.split("."):
         node = node[part]
     return node
+
+
+def check_logger(cfg: DictConfig) -> None:
+    """A known tracker, mode and positive timeouts (a tracker never fails a running cell, so check here)."""
+    from mlsweep.tracking import get_tracker
+    from mlsweep.tracking.wandb_run import MODES
+
+    get_tracker(cfg.logger.name)
+    if cfg.logger.mode not in MODES:
+        raise ConfigError(f"logger.mode={cfg.logger.mode!r}: allowed values are {', '.join(MODES)}")
+    for key in ("init_timeout", "finish_timeout"):
+        if cfg.logger[key] <= 0:
+            raise ConfigError(f"logger.{key}={cfg.logger[key]}: must be a positive number of seconds")
 
 
 def check_eval(cfg: DictConfig) -> None:

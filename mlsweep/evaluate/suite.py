@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from mlsweep.data.calibration import doc_hash
 from mlsweep.data.sources import TextSource
@@ -43,8 +43,12 @@ def _prefix(key: str, metric: str) -> str:
     return metric if key == "ppl" else (key if metric == "ppl" else f"{key}_{metric}")
 
 
+# Called with each language's or task's metrics as soon as they are computed (live logging).
+OnMetrics = Callable[[dict[str, Any]], None]
+
+
 def perplexities(model, tokenizer, corpus: Corpus, seqlen: int, batch_size: int,
-                 calib_hashes: set[str]) -> dict[str, Any]:
+                 calib_hashes: set[str], on_metrics: Optional[OnMetrics] = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for lang in corpus.languages:
         docs = corpus.source.documents(lang, corpus.split)
@@ -59,6 +63,8 @@ def perplexities(model, tokenizer, corpus: Corpus, seqlen: int, batch_size: int,
         tokens_key = "eval_tokens" if corpus.key == "ppl" else f"{corpus.key}_tokens"
         out[f"{tokens_key}/{lang}"] = res.tokens
         out[f"{tokens_key.replace('tokens', 'windows')}/{lang}"] = res.windows
+        if on_metrics:
+            on_metrics({k: v for k, v in out.items() if k.endswith(f"/{lang}")})
     return out
 
 
@@ -92,10 +98,12 @@ def language_means(flat: dict[str, Any]) -> dict[str, float]:
     return {f"acc_lang/{lang}": statistics.mean(v) for lang, v in by_lang.items()}
 
 
-def evaluate(model, tokenizer, suite: Suite, calib_hashes: set[str]) -> dict[str, Any]:
+def evaluate(model, tokenizer, suite: Suite, calib_hashes: set[str],
+             on_metrics: Optional[OnMetrics] = None) -> dict[str, Any]:
+    """Every corpus and task of the suite; `on_metrics` sees each language's / task's metrics as they finish."""
     out: dict[str, Any] = {}
     for corpus in suite.corpora:
-        out.update(perplexities(model, tokenizer, corpus, suite.seqlen, suite.batch_size, calib_hashes))
+        out.update(perplexities(model, tokenizer, corpus, suite.seqlen, suite.batch_size, calib_hashes, on_metrics))
     ours = project_tasks(suite.tasks)
     harness = [t for t in suite.tasks if t not in ours]
     flat: dict[str, Any] = {}
@@ -104,8 +112,12 @@ def evaluate(model, tokenizer, suite: Suite, calib_hashes: set[str]) -> dict[str
 
         flat.update(run_tasks(model, tokenizer, harness, batch_size=suite.batch_size, limit=suite.limit,
                               num_fewshot=suite.num_fewshot, manager=task_manager(suite.include_paths)))
+        if on_metrics:  # lm-eval returns all its tasks at once
+            on_metrics(dict(flat))
     for task in ours:
         flat.update(run_project_task(model, tokenizer, task, suite))
+        if on_metrics:
+            on_metrics({k: v for k, v in flat.items() if k.endswith(f"/{task}")})
     out.update(flat)
     out.update(language_means({k: v for k, v in flat.items() if k.startswith("acc/")}))
     return out
