@@ -1,5 +1,9 @@
 """`python -m mlsweep [overrides] [-m]`: one cell, or a sweep with -m.
 
+    mlsweep plan <overrides>      the sweep's cells, their status and estimated cost; runs nothing
+                                  (also: `mlsweep <overrides> -m --dry-run`)
+    mlsweep status <sweep folder> progress, and the failed or killed cells with their error lines
+
 Before Hydra runs, config-group choices on the command line are checked
 against conf/ so that a typo fails with a did-you-mean and the options.
 """
@@ -34,6 +38,14 @@ def check_group_choices(argv: list[str]) -> None:
 
 
 def main() -> None:
+    args = sys.argv[1:]
+    if args[:1] == ["status"]:
+        from mlsweep.lifecycle import main as status_main
+
+        sys.exit(status_main(args[1:]))
+    if args[:1] == ["plan"] or "--dry-run" in args:
+        args = [a for a in args[1 if args[:1] == ["plan"] else 0:] if a not in ("--dry-run", "-m", "--multirun")]
+        sys.argv = [sys.argv[0], *args, "hydra.sweeper.plan_only=true", "-m"]
     check_group_choices(sys.argv[1:])
     from mlsweep.app import main as hydra_main
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import resource
+import shutil
+import socket
 import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -30,8 +33,18 @@ from mlsweep.progress import Progress
 from mlsweep.prune import prune_model
 from mlsweep.prune.stream import prune_checkpoint
 from mlsweep.prune.registry import get_pruner
-from mlsweep.results import RESULT_FILE, atomic_write_json, provenance
+from mlsweep.lifecycle import MARKER_FILE
+from mlsweep.results import RESULT_FILE, atomic_write_json, provenance, read_row
+from mlsweep import tracking
 from mlsweep.validate import pruner_params, validate
+
+
+# Bumped whenever a code change alters the numbers a cell produces (a pruner's maths, sampling,
+# evaluation), so rows computed before no longer count as done. Not the git sha: a README edit
+# must not invalidate a finished study.
+RESULTS_VERSION = 1
+
+CHECKPOINT_DIR = "checkpoint"  # per-block pruning checkpoint of a cell (removed once the cell is done)
 
 
 def uses_calibration(cfg: DictConfig) -> bool:
@@ -76,6 +89,7 @@ def cell_id(cfg: DictConfig) -> str:
     if uses_calibration(cfg):
         ident["calib"] = OmegaConf.to_container(cfg.calib, resolve=True)
     ident["axes"].pop("experiment")
+    ident["results_version"] = RESULTS_VERSION
     return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -86,18 +100,71 @@ def _peak_memory() -> dict[str, float]:
     return out
 
 
+def job_id() -> Optional[str]:
+    """The SLURM job running this process, as squeue prints it (array jobs: <array id>_<task>)."""
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID")
+
+
+def _finished_row(out_dir: Path, ident: str) -> Optional[dict[str, Any]]:
+    """This cell's row if it is already done, else None; an earlier failed row is moved aside (kept)."""
+    path = out_dir / RESULT_FILE
+    if not path.exists():
+        return None
+    try:
+        old = read_row(path)
+    except (OSError, ValueError):
+        old = {}
+    if old.get("status") == "done" and old.get("cell_id") == ident:
+        return old
+    attempts = out_dir / "attempts"
+    attempts.mkdir(exist_ok=True)
+    os.replace(path, attempts / f"{len(list(attempts.glob('*.json'))) + 1}.json")
+    return None
+
+
 def run_cell(cfg: DictConfig, out_dir: Path, label: str = "cell") -> dict[str, Any]:
-    """Run one cell and write its row; never raises for a cell-level failure."""
+    """Run one cell and write its row (`_run_cell`); its tracker run, if it started one, is always closed."""
+    tracker = tracking.Guarded(label)
+    row = None
+    try:
+        row = _run_cell(cfg, out_dir, label, tracker)
+        return row
+    finally:
+        tracker.finish(row)  # exit code 0 for a done row, 1 for a failed or interrupted cell (no row)
+
+
+def _run_cell(cfg: DictConfig, out_dir: Path, label: str, tracker: tracking.Guarded) -> dict[str, Any]:
+    """Run one cell and write its row; never raises for a cell-level failure.
+
+    A cell whose folder already holds its `done` row returns that row at once
+    (a requeued or re-launched job); a failed row is kept under attempts/ and
+    the cell runs again. While it runs, running.json marks the folder, so a
+    killed cell is never mistaken for a finished one.
+    """
     out_dir = Path(out_dir)
     progress = Progress(label, out_dir)
-    row: dict[str, Any] = {"cell_id": None, "status": "running", "error": None}
+    try:
+        ident: Optional[str] = cell_id(cfg)
+    except Exception:  # an invalid config: the try below records why
+        ident = None
+    finished = _finished_row(out_dir, ident) if ident else None
+    if finished is not None:
+        progress.line("skip", f"already done: {out_dir / RESULT_FILE}")
+        return finished
+    row: dict[str, Any] = {"cell_id": ident, "status": "running", "error": None}
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    atomic_write_json(out_dir / MARKER_FILE, {"cell_id": ident, "host": socket.gethostname(), "pid": os.getpid(),
+                                              "job_id": job_id(), "started_at": started})
     try:
         row.update(cell_axes(cfg))
         row["cell_id"] = cell_id(cfg)
         with progress.stage("validate"):
             validate(cfg)
-        row.update(_execute(cfg, progress))
+        _start_tracker(cfg, out_dir, label, tracker)
+        row.update(_execute(cfg, progress, tracker))
         row["status"] = "done"
     except Exception as e:  # the row records it; the sweep goes on
         row["status"] = "failed"
@@ -108,24 +175,63 @@ def run_cell(cfg: DictConfig, out_dir: Path, label: str = "cell") -> dict[str, A
     row.update({f"time/{k}_s": round(v, 3) for k, v in progress.seconds.items()})
     row["time/total_s"] = round(time.perf_counter() - progress.start, 3)
     row.update(_peak_memory())
+    row.update({"threads": torch.get_num_threads(), "job_id": job_id()})
     row.update(provenance())
     row.update({"started_at": started, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "config": OmegaConf.to_container(cfg, resolve=False)})
+                "config": tracking.redact(OmegaConf.to_container(cfg, resolve=False))})
     atomic_write_json(out_dir / RESULT_FILE, row)
+    (out_dir / MARKER_FILE).unlink(missing_ok=True)
+    if row["status"] == "done":
+        shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
     progress.line(row["status"], str(out_dir / RESULT_FILE))
     return row
 
 
-def _execute(cfg: DictConfig, progress: Progress) -> dict[str, Any]:
-    if cfg.runtime.threads > 0:
-        torch.set_num_threads(cfg.runtime.threads)
+THREADS_ENV = "MLSWEEP_THREADS"  # set by the launcher when several cells share one machine
+
+
+def job_threads(configured: int) -> int:
+    """Torch threads for this cell: runtime.threads, else the launcher's share, else the SLURM allotment.
+
+    Two cells on 2 cores each using 2 threads ran ~5x slower than one after
+    the other, so concurrent cells must split the cores. 0: leave torch's default.
+    """
+    if configured > 0:
+        return configured
+    for var in (THREADS_ENV, "SLURM_CPUS_PER_TASK"):
+        if os.environ.get(var, "").isdigit() and int(os.environ[var]) > 0:
+            return int(os.environ[var])
+    return 0
+
+
+def _start_tracker(cfg: DictConfig, out_dir: Path, label: str, into: tracking.Guarded) -> None:
+    """Mirror the cell to `logger.name` (plain values only); a problem leaves the cell untracked, never failed."""
+    try:
+        ident = cell_id(cfg)
+        parts = label.split(" ", 2)  # "cell 3/17 <overrides>" in a sweep, else "cell"
+        run = tracking.CellRun(name=parts[2] if len(parts) == 3 and parts[2] else ident, cell_id=ident,
+                               tags=[f"{k}={v}" for k, v in cell_axes(cfg).items() if k != "pruner_params"],
+                               config=tracking.redact(OmegaConf.to_container(cfg, resolve=True)),
+                               out_dir=out_dir, label=label)
+        options = {k: v for k, v in OmegaConf.to_container(cfg.logger, resolve=True).items() if k != "name"}
+    except Exception as e:
+        into.fail(e)
+        return
+    tracking.start(cfg.logger.name, run, options, into)
+
+
+def _execute(cfg: DictConfig, progress: Progress, tracker: tracking.Guarded) -> dict[str, Any]:
+    threads = job_threads(cfg.runtime.threads)
+    if threads:
+        torch.set_num_threads(threads)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
     if cfg.calib.mix != "target":
-        return _prune_and_evaluate(cfg, progress)
+        return _prune_and_evaluate(cfg, progress, tracker)
     out: dict[str, Any] = {}
     measured = []
     for lang in cfg.eval.languages:  # the diagonal of Kurz et al.: calibrate in each evaluation language
         sub = target_config(cfg, lang)
-        res = _prune_and_evaluate(sub, progress)
+        res = _prune_and_evaluate(sub, progress, tracker)
         measured.append(res.pop("sparsity_measured"))
         out.update(res)
     out["sparsity_measured"] = sum(measured) / len(measured)
@@ -142,7 +248,7 @@ def target_config(cfg: DictConfig, lang: str) -> DictConfig:
     return sub
 
 
-def _prune_and_evaluate(cfg: DictConfig, progress: Progress) -> dict[str, Any]:
+def _prune_and_evaluate(cfg: DictConfig, progress: Progress, tracker: tracking.Guarded) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     spec = get_pruner(cfg.pruner.name)
     m, e = cfg.model, cfg.engine
@@ -160,17 +266,22 @@ def _prune_and_evaluate(cfg: DictConfig, progress: Progress) -> dict[str, Any]:
         with progress.stage("calib"):
             calib, counts = _calibration(cfg, tokenizer)
             out.update({f"calib_count/{lang}": n for lang, n in counts.items()})
+    def log_block(i: int, seconds: float, sparsity: float) -> None:
+        tracker.log({"prune/block": i, "prune/block_sparsity": sparsity, "prune/block_seconds": seconds})
+
     with progress.stage("prune"):
-        model, report = _prune(cfg, spec, model, calib, device, progress.out_dir)
+        model, report = _prune(cfg, spec, model, calib, device, progress.out_dir, log_block)
     out.update({"sparsity_measured": report.overall, "sparsity_per_block": report.per_block,
-                "sparsity_allocated": report.allocated})
+                "sparsity_allocated": report.allocated, "resumed_blocks": report.resumed})
+    if report.resumed:
+        progress.line("resume", f"blocks {report.resumed} restored from the cell's checkpoint, not pruned again")
     check_sparsity(report, cfg.sparsity.tolerance, min_d_in(model))
     if cfg.runtime.save_masks and cfg.calib.mix != "target":
         from mlsweep.analysis import MASK_FILE, save_masks
 
         save_masks(model, progress.out_dir / MASK_FILE)
     with progress.stage("eval"):
-        out.update(_evaluate(cfg, model, tokenizer, calib.doc_hashes if calib else set()))
+        out.update(_evaluate(cfg, model, tokenizer, calib.doc_hashes if calib else set(), tracker.log))
     return out
 
 
@@ -194,7 +305,16 @@ def _calibration(cfg: DictConfig, tokenizer):
     return build_calibration(tokenizer, docs, counts, c.seqlen or m.seqlen, c.seed, source_key=key), counts
 
 
-def _prune(cfg: DictConfig, spec, model, calib, device: torch.device, out_dir: Path):
+def _checkpoint(cfg: DictConfig, spec, out_dir: Path) -> dict[str, Any]:
+    """Where this cell's per-block checkpoint goes (one folder per sub-run of a target mix), if any."""
+    wanted = cfg.runtime.checkpoint_blocks
+    if not spec.prunes or not (spec.checkpoint_blocks if wanted is None else wanted):
+        return {}
+    ident = cell_id(cfg)
+    return {"checkpoint_dir": out_dir / CHECKPOINT_DIR / ident, "checkpoint_key": ident}
+
+
+def _prune(cfg: DictConfig, spec, model, calib, device: torch.device, out_dir: Path, on_block=None):
     """Prune in memory, or stream from disk into <cell>/pruned_model and load that for evaluation."""
     s, e, m = cfg.sparsity, cfg.engine, cfg.model
     args = (calib.input_ids if calib else None, cfg.pruner.name, s.target if spec.prunes else 0.0,
@@ -204,7 +324,8 @@ def _prune(cfg: DictConfig, spec, model, calib, device: torch.device, out_dir: P
                    attention_mask=calib.attention_mask if calib else None,
                    mask_pad_in_stats=cfg.calib.mask_pad_in_stats,
                    batch_size=e.calib_batch_size, propagation=e.propagation, true_sequential=e.true_sequential,
-                   device=device, activations_on_cpu=e.activations_on_cpu, **pruner_params(cfg))
+                   device=device, activations_on_cpu=e.activations_on_cpu, **_checkpoint(cfg, spec, out_dir),
+                   on_block=on_block, **pruner_params(cfg))
     if not e.stream_from_disk:
         report = prune_model(model, *args, **options)
         return model.to(device), report
@@ -242,5 +363,5 @@ def eval_suite(cfg: DictConfig, seqlen: int) -> Suite:
                  list(e.include_paths), scorers)
 
 
-def _evaluate(cfg: DictConfig, model, tokenizer, calib_hashes: set[str]) -> dict[str, Any]:
-    return evaluate_suite(model, tokenizer, eval_suite(cfg, cfg.model.seqlen), calib_hashes)
+def _evaluate(cfg: DictConfig, model, tokenizer, calib_hashes: set[str], on_metrics=None) -> dict[str, Any]:
+    return evaluate_suite(model, tokenizer, eval_suite(cfg, cfg.model.seqlen), calib_hashes, on_metrics)

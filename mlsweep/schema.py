@@ -30,6 +30,10 @@ class ModelConfig:
     revision: Optional[str] = None
     family: str = ""  # key of the training-language shares (proportional mixes)
     attn_implementation: Optional[str] = None  # e.g. eager (3-4x faster than sdpa for tiny CPU models)
+    # Size for cost estimates and per-cell resources when config.json is not on the submitting machine
+    # (mlsweep.costs): parameters in billions, and dims {layers, hidden, intermediate, vocab}.
+    params_b: Optional[float] = None
+    dims: Dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -108,13 +112,27 @@ class EvalConfig:
 
 @dataclass
 class LoggerConfig:
-    name: str = "none"
+    """Experiment tracker (mlsweep.tracking); the fields after `name` are read by `wandb`."""
+
+    name: str = "none"  # tracker registry key: none | wandb
+    mode: str = "online"  # online | offline (written to disk, `wandb sync` later) | disabled
+    project: str = "mlsweep"
+    entity: Optional[str] = None  # W&B user or team; None: the API key's default entity
+    group: Optional[str] = None  # runs grouped together; conf/logger/wandb.yaml: the experiment name
+    job_type: str = "cell"
+    tags: List[str] = field(default_factory=list)  # extra tags besides the cell's axes (key=value)
+    dir: Optional[str] = None  # where the tracker writes; None: the cell's output folder
+    init_timeout: float = 30.0  # seconds to reach the server before falling back to offline
+    finish_timeout: float = 120.0  # seconds to wait for uploads when the run ends
 
 
 @dataclass
 class RuntimeConfig:
     threads: int = 0  # torch threads for this cell; 0: all cores of the job
     save_masks: bool = False  # write bit-packed masks (masks.npz) for `python -m mlsweep.analysis masks`
+    # Save each pruned block under <cell>/checkpoint/ so a preempted cell resumes at the next block;
+    # null: the pruner's default (on for sparsegpt). Removed once the cell is done.
+    checkpoint_blocks: Optional[bool] = None
 
 
 @dataclass

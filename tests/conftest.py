@@ -36,6 +36,24 @@ def tiny_overrides(tiny_model, text_folder) -> list[str]:
             "eval.languages=[aa,bb,cc]", "eval.max_windows=8"]
 
 
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A real slurmctld + slurmd + munged on this machine (tests/scripts/minislurm.py), once per test run.
+
+    Installs slurm-wlm and munge when missing (root); stops the daemons it started, by PID.
+    """
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests" / "scripts"))
+    from minislurm import MiniSlurm
+
+    cluster = MiniSlurm(tmp_path_factory.mktemp("slurm")).up()
+    try:
+        yield cluster
+    finally:
+        cluster.down()
+
+
 @pytest.fixture(autouse=True)
 def _private_calibration_cache(tmp_path_factory, monkeypatch):
     """Tests never read or fill the user's calibration cache."""

@@ -14,12 +14,14 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf
 
-from mlsweep.sweeper import NCELLS_ENV, link_latest, plan_cells, report_failures
+from mlsweep.sweeper import NCELLS_ENV, pending_cells, plan_cells, print_plan, report_failures
 
 
 class MlsweepSweeper(BasicSweeper):
-    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[dict] = None) -> None:
+    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[dict] = None,
+                 plan_only: bool = False) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
+        self.plan_only = plan_only  # `mlsweep plan`: list the cells with status and cost, run nothing
 
     def grid(self, arguments: List[str]) -> list[list[str]]:
         """The cartesian product of sweeper params and command-line overrides."""
@@ -32,13 +34,18 @@ class MlsweepSweeper(BasicSweeper):
     def sweep(self, arguments: List[str]) -> Any:
         cells = plan_cells(self.grid(arguments), self.compose)
         sweep_dir = Path(self.config.hydra.sweep.dir)
+        if self.plan_only:
+            print_plan(cells, sweep_dir, self.config.hydra.launcher)
+            return []
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        link_latest(sweep_dir)
-        os.environ[NCELLS_ENV] = str(len(cells))
+        todo = pending_cells(cells, sweep_dir)
+        if not todo:
+            return []
+        os.environ[NCELLS_ENV] = str(len(todo))
         returns: list[Sequence[JobReturn]] = []
         idx = 0
-        for batch in self.split_overrides_to_chunks([o for o, _ in cells], self.max_batch_size):
+        for batch in self.split_overrides_to_chunks([o for o, _ in todo], self.max_batch_size):
             returns.append(self.launcher.launch(batch, initial_job_idx=idx))
             idx += len(batch)
         report_failures([r for rs in returns for r in rs], sweep_dir)
@@ -46,4 +53,5 @@ class MlsweepSweeper(BasicSweeper):
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="mlsweep",
-                             node={"_target_": f"{__name__}.MlsweepSweeper", "max_batch_size": None, "params": {}})
+                             node={"_target_": f"{__name__}.MlsweepSweeper", "max_batch_size": None, "params": {},
+                                   "plan_only": False})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import nn
@@ -19,7 +19,7 @@ from mlsweep.prune.arch import find_blocks, find_linears
 from mlsweep.prune import wanda
 from mlsweep.prune.allocation import (ALLOCATIONS, allocate, check_cwl, check_owl, cross_language_correlation,
                                      outlier_ratio)
-from mlsweep.prune.loop import LoopOptions, prune_blocks, walk_statistics
+from mlsweep.prune.loop import BlockCallback, LoopOptions, prune_blocks, walk_statistics
 from mlsweep.prune.masks import SparsityTarget, make_target
 from mlsweep.prune.registry import PrunerSpec, get_pruner
 
@@ -34,6 +34,7 @@ class PruneReport:
     per_linear: dict[str, float]  # "<block index>.<name in block>" -> sparsity
     seconds_per_block: list[float] = field(default_factory=list)
     allocated: list[float] = field(default_factory=list)  # target sparsity given to each block
+    resumed: list[int] = field(default_factory=list)  # blocks restored from a checkpoint, not pruned again
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,6 +104,15 @@ def _batches(rows: torch.Tensor, languages: Optional[Sequence[str]], batch_size:
     return out
 
 
+def _job_key(rows: torch.Tensor, *parts: Any) -> str:
+    """Names a pruning computation (its data and settings), so a checkpoint is never reused for another."""
+    import hashlib
+
+    h = hashlib.sha1(rows.numpy().tobytes())
+    h.update(repr(parts).encode())
+    return h.hexdigest()[:16]
+
+
 @dataclass
 class Job:
     """Validated arguments of one pruning run (checked before any weight is touched)."""
@@ -126,7 +136,8 @@ def prepare(calibration: Any, method: str, sparsity: float, pattern: str = "unst
             allocation: str = "uniform", *, owl_lambda: float = 0.08, owl_m: float = 5.0, cwl_lambda: float = 0.08,
             languages: Optional[Sequence[str]] = None, batch_size: int = 8, propagation: str = "sequential",
             true_sequential: bool = False, device: Any = None, activations_on_cpu: bool = False,
-            attention_mask: Optional[torch.Tensor] = None, mask_pad_in_stats: bool = True, **params: Any) -> Job:
+            attention_mask: Optional[torch.Tensor] = None, mask_pad_in_stats: bool = True,
+            checkpoint_dir: Any = None, checkpoint_key: str = "", **params: Any) -> Job:
     spec: PrunerSpec = get_pruner(method)
     target: SparsityTarget = make_target(sparsity, pattern)
     method_params = spec.check_params(params)
@@ -148,11 +159,16 @@ def prepare(calibration: Any, method: str, sparsity: float, pattern: str = "unst
     opts = LoopOptions(sequential=propagation == "sequential", true_sequential=true_sequential,
                        device=torch.device(device) if device is not None else None,
                        activations_on_cpu=activations_on_cpu)
+    if checkpoint_dir is not None and spec.prunes:
+        from mlsweep.prune.checkpoint import BlockCheckpoint
+
+        opts.checkpoint = BlockCheckpoint(checkpoint_dir, checkpoint_key or _job_key(
+            rows, method, target, allocation, method_params, propagation, true_sequential, languages))
     batches = _batches(rows, languages, batch_size, attention_mask, mask_pad_in_stats) if rows.shape[0] else []
     return Job(spec, target, method_params, batches, allocation, owl_lambda, owl_m, cwl_lambda, opts)
 
 
-def run(model: nn.Module, job: Job, on_block: Callable[[int, float], None] | None = None,
+def run(model: nn.Module, job: Job, on_block: Optional[BlockCallback] = None,
         ratios: Optional[list[float]] = None):
     """Allocate per-block targets and prune; returns (targets, seconds per block).
 
@@ -176,20 +192,24 @@ def run(model: nn.Module, job: Job, on_block: Callable[[int, float], None] | Non
 
 def prune_model(model: nn.Module, calibration: Any, method: str, sparsity: float,
                 pattern: str = "unstructured", allocation: str = "uniform", *,
-                on_block: Callable[[int, float], None] | None = None, **options: Any) -> PruneReport:
+                on_block: Optional[BlockCallback] = None, **options: Any) -> PruneReport:
     """Prune `model` in place with `method` at `sparsity`; see the module docstring.
 
     Options: languages (a tag per row), batch_size, propagation ('sequential'
     feeds each block the pruned outputs of the one before, as the reference;
     'dense' the unpruned ones), true_sequential, device (where blocks are
     computed; blocks not being pruned stay where they are), activations_on_cpu,
-    owl_lambda / owl_m (allocation='owl'), and the pruner's own parameters.
+    owl_lambda / owl_m (allocation='owl'), checkpoint_dir (save each pruned
+    block there and, on a restart, resume after the last saved one;
+    checkpoint_key names the computation), and the pruner's own parameters.
+    `on_block(i, seconds, sparsity)` is called after each block (progress, logging).
     """
     job = prepare(calibration, method, sparsity, pattern, allocation, **options)
     targets, seconds = run(model, job, on_block)
     overall, per_block, per_linear = measure_sparsity(model)
     return PruneReport(method, job.target.sparsity if job.spec.prunes else 0.0, job.target.pattern, overall,
-                       per_block, per_linear, seconds, [t.sparsity for t in targets])
+                       per_block, per_linear, seconds, [t.sparsity for t in targets],
+                       list(job.opts.checkpoint.resumed) if job.opts.checkpoint else [])
 
 
 def allocation_scores(model: nn.Module, job: Job) -> list[float]:

@@ -46,6 +46,8 @@ class LoopOptions:
     # Called before / after a block's turn; streaming from disk loads and saves blocks here.
     load_block: Optional[Callable[[int, nn.Module], None]] = None
     release_block: Optional[Callable[[int, nn.Module], None]] = None
+    # Saves each pruned block and restores saved ones on a restart (mlsweep.prune.checkpoint).
+    checkpoint: Optional[Any] = None
 
     @contextmanager
     def turn(self, i: int, block: nn.Module, device: torch.device) -> Iterator[nn.Module]:
@@ -215,36 +217,65 @@ def walk_statistics(model: nn.Module, batches: list[tuple[torch.Tensor, Optional
             b.hidden = out
 
 
+def _prune_block(block: nn.Module, spec: PrunerSpec, target: SparsityTarget, params: Any, data: list[Batch],
+                 opts: LoopOptions, device: torch.device) -> Optional[list[torch.Tensor]]:
+    """Prune one block in place; returns its dense outputs (from the statistics pass) if it had one."""
+    linears = find_linears(block)
+    if not spec.needs_calibration:
+        _prune_linears(linears, list(linears), spec, {}, target, params)
+        return None
+    groups = linear_groups(block, linears, data[0], device) if opts.true_sequential else [list(linears)]
+    dense_outs = None
+    for g, names in enumerate(groups):
+        stats, outs = collect(block, {n: linears[n] for n in names}, spec.make_collector, data, device)
+        dense_outs = outs if g == 0 else dense_outs
+        _prune_linears(linears, names, spec, stats, target, params)
+    return dense_outs
+
+
+# Called after each pruned block with (block index, seconds, measured sparsity), e.g. to log progress.
+BlockCallback = Callable[[int, float, float], None]
+
+
+def block_sparsity(block: nn.Module) -> float:
+    """Zeros / weights over the block's linears."""
+    linears = find_linears(block).values()
+    return sum(int((lin.weight == 0).sum()) for lin in linears) / sum(lin.weight.numel() for lin in linears)
+
+
 @torch.no_grad()
 def prune_blocks(model: nn.Module, spec: PrunerSpec, targets: list[SparsityTarget], params: Any,
                  batches: list[tuple[torch.Tensor, Optional[str]]], opts: LoopOptions,
-                 on_block: Callable[[int, float], None] | None = None) -> list[float]:
-    """Prune every block in place; returns seconds per block."""
+                 on_block: Optional[BlockCallback] = None) -> list[float]:
+    """Prune every block in place; returns seconds per block.
+
+    `on_block(i, seconds, sparsity)` is called after each block with its measured
+    sparsity (counted while the block is still loaded: a streamed block leaves after its turn).
+    """
     blocks = find_blocks(model)
     device = opts.device or stem_device(model, blocks)
     data = capture_inputs(model, blocks, batches, opts, device) if spec.needs_calibration else []
     seconds = []
+    ckpt = opts.checkpoint
     for i, block in enumerate(blocks):
         tic = time.perf_counter()
+        last = i + 1 == len(blocks)
         with opts.turn(i, block, device):
-            linears = find_linears(block)
-            if not spec.needs_calibration:
-                _prune_linears(linears, list(linears), spec, {}, targets[i], params)
+            if ckpt is not None and ckpt.has(i):  # pruned before a restart: restore, only recompute outputs
+                dense_outs = run_block(block, data, device) if data and not last and not opts.sequential else None
+                ckpt.restore(i, block)
             else:
-                groups = linear_groups(block, linears, data[0], device) if opts.true_sequential else [list(linears)]
-                dense_outs = None
-                for g, names in enumerate(groups):
-                    group = {n: linears[n] for n in names}
-                    stats, outs = collect(block, group, spec.make_collector, data, device)
-                    dense_outs = outs if g == 0 else dense_outs
-                    _prune_linears(linears, names, spec, stats, targets[i], params)
-                if i + 1 < len(blocks):
-                    outs = run_block(block, data, device) if opts.sequential else dense_outs
-                    for b, out in zip(data, outs):
-                        b.hidden = out
+                dense_outs = _prune_block(block, spec, targets[i], params, data, opts, device)
+                if ckpt is not None:
+                    ckpt.save(i, block)
+            if data and not last:
+                outs = run_block(block, data, device) if opts.sequential else dense_outs
+                for b, out in zip(data, outs):
+                    b.hidden = out
+            sparsity = block_sparsity(block) if on_block else 0.0
         seconds.append(time.perf_counter() - tic)
         if on_block:
-            on_block(i, seconds[-1])
+            on_block(i, seconds[-1], sparsity)
     return seconds
 
 

@@ -34,6 +34,9 @@ class PrunerSpec:
     needs_calibration: bool = True
     prunes: bool = True  # False only for the dense baseline
     make_collector: Optional[Callable[[int], Collector]] = None  # d_in -> fresh collector
+    # Checkpoint each pruned block by default (runtime.checkpoint_blocks=null): worth it where a
+    # block costs minutes on a big model (SparseGPT's solver), not where it costs a forward pass.
+    checkpoint_blocks: bool = False
 
     def check_params(self, params: dict[str, Any]) -> Any:
         """Build the params dataclass, naming unknown fields and the allowed ones."""

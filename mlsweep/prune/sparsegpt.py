@@ -153,4 +153,4 @@ def prune(weight: torch.Tensor, stats: Hessian, target: SparsityTarget, params: 
 
 
 SPEC = PrunerSpec(name="sparsegpt", summary="OBS reconstruction, adaptive mask per 128 columns", prune=prune,
-                  params=Params, make_collector=Hessian)
+                  params=Params, make_collector=Hessian, checkpoint_blocks=True)

@@ -18,7 +18,7 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import torch
 from safetensors import safe_open
@@ -27,6 +27,7 @@ from torch import nn
 
 from mlsweep.prune import PruneReport, allocation_scores, prepare, run, summarize, zero_counts
 from mlsweep.prune.arch import find_blocks
+from mlsweep.prune.loop import BlockCallback
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
                     "vocab.json", "merges.txt", "generation_config.json")
@@ -135,7 +136,7 @@ def _fill_buffers(model: nn.Module, in_blocks: set[int], config, device: torch.d
 
 def prune_checkpoint(src: str | Path, dst: str | Path, calibration: Any, method: str, sparsity: float,
                      pattern: str = "unstructured", allocation: str = "uniform", *, dtype: Optional[str] = None,
-                     on_block: Callable[[int, float], None] | None = None, **options: Any) -> PruneReport:
+                     on_block: Optional[BlockCallback] = None, **options: Any) -> PruneReport:
     """Stream-prune the checkpoint in `src` into `dst`; options as for `prune_model`."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -174,7 +175,8 @@ def prune_checkpoint(src: str | Path, dst: str | Path, calibration: Any, method:
     _write_stem(model, prefix, dst, config, src)
     overall, per_block, per_linear = summarize([counts[i] for i in range(len(blocks))])
     return PruneReport(method, job.target.sparsity if job.spec.prunes else 0.0, job.target.pattern, overall,
-                       per_block, per_linear, seconds, [t.sparsity for t in targets])
+                       per_block, per_linear, seconds, [t.sparsity for t in targets],
+                       list(job.opts.checkpoint.resumed) if job.opts.checkpoint else [])
 
 
 def _trim() -> None:

@@ -1,0 +1,145 @@
+"""Sweeps through `hydra/launcher=slurm` against a real slurmctld/slurmd (the slurm_cluster fixture).
+
+What a researcher's sweep must survive: a relaunch of a finished sweep submits
+nothing; a failed cell is the only one re-run after the fix; a job cancelled
+mid-run leaves no finished-looking row, shows as killed, and is re-run; a
+detached launch returns at once and `mlsweep status` follows it from disk.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slurm, pytest.mark.integration]
+
+SLURM = ["hydra/launcher=slurm", "hydra.launcher.partition=debug", "hydra.launcher.timeout_min=5",
+         "hydra.launcher.resources=[{max_params_b:1,mem_gb:1,cpus_per_task:1,timeout_min:5}]"]
+
+
+def mlsweep(cluster, cwd, *args, check=None, timeout=400):
+    env = {**os.environ, **cluster.env()}
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-m", "mlsweep", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=timeout)
+    proc.wall = time.time() - t0
+    out = proc.stdout + proc.stderr
+    if check is not None:
+        assert proc.returncode == check, out[-4000:]
+    return proc, out
+
+
+def rows(sweep_dir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(sweep_dir.rglob("result.json"))]
+
+
+def sbatch_files(sweep_dir: Path) -> list[Path]:
+    return sorted((sweep_dir / ".submitit").rglob("*submission.sh"))
+
+
+def test_2x2_sweep_on_slurm_then_a_relaunch_submits_nothing(slurm_cluster, tiny_overrides, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    grid = [*tiny_overrides, "name=slurm2x2", f"hydra.sweep.dir={sweep_dir}", *SLURM,
+            "pruner=wanda,magnitude", "sparsity.target=0.5,0.6"]
+
+    _, plan = mlsweep(slurm_cluster, tmp_path, "plan", *grid, check=0)
+    assert "4 cells: 4 todo" in plan
+    assert plan.count("mem_gb=1 cpus_per_task=1 timeout_min=5") == 4  # the resource rule, per cell
+
+    first, out = mlsweep(slurm_cluster, tmp_path, *grid, "-m", check=0)
+    assert "4 done, 0 failed" in out
+    done = rows(sweep_dir)
+    assert len(done) == 4 and all(r["status"] == "done" for r in done)
+    assert sorted((r["pruner"], r["sparsity_target"]) for r in done) == [
+        ("magnitude", 0.5), ("magnitude", 0.6), ("wanda", 0.5), ("wanda", 0.6)]
+    script = sbatch_files(sweep_dir)[0].read_text()
+    assert "--gpus-per-node=1" in script and "--mem=1GB" in script  # a GPU per cell, from the rule
+    assert all(r["sparsity_measured"] > 0.45 for r in done)
+    assert not list(sweep_dir.rglob("running.json"))
+    submitted = json.loads((sweep_dir / "submitted.json").read_text())
+    assert len(submitted) == 4
+
+    _, plan = mlsweep(slurm_cluster, tmp_path, "plan", *grid, check=0)
+    assert "4 cells: 4 done" in plan
+
+    again, out = mlsweep(slurm_cluster, tmp_path, *grid, "-m", check=0)
+    assert "skipped 4 done; 0 to run" in out and "nothing to run" in out
+    assert json.loads((sweep_dir / "submitted.json").read_text()) == submitted  # nothing new submitted
+    assert len(sbatch_files(sweep_dir)) == len(set(j.split("_")[0] for j in submitted.values()))
+    assert again.wall < 30, again.wall
+    print(f"\n2x2 SLURM sweep: {first.wall:.1f} s; no-op relaunch: {again.wall:.1f} s")
+
+
+def test_only_the_failed_cell_is_rerun_after_the_fix(slurm_cluster, tiny_model, text_folder, tmp_path):
+    text = tmp_path / "text"
+    shutil.copytree(text_folder, text)
+    clean = (text / "bb" / "test.jsonl").read_text()
+    shutil.copy(text / "bb" / "calib.jsonl", text / "bb" / "test.jsonl")  # bb's eval text leaks calibration text
+    sweep_dir = tmp_path / "sweep"
+    grid = [f"model.path={tiny_model}", "model.name=tiny", "model.seqlen=32", "model.device=cpu",
+            "calib.source.name=local", f"calib.source.path={text}", "calib.nsamples=4",
+            "eval.source.name=local", f"eval.source.path={text}", "eval.languages=[aa,bb]", "eval.max_windows=4",
+            "name=slurmfix", f"hydra.sweep.dir={sweep_dir}", *SLURM, "pruner=wanda", "calib.languages=[aa],[bb]"]
+
+    _, out = mlsweep(slurm_cluster, tmp_path, *grid, "-m", check=1)
+    assert "1 of 2 cells failed" in out
+    first = {r["calib_languages"]: r for r in rows(sweep_dir)}
+    assert first["bb"]["status"] == "failed" and first["aa"]["status"] == "done"
+
+    _, status = mlsweep(slurm_cluster, tmp_path, "status", str(sweep_dir), check=1)
+    assert "1 done, 1 failed" in status and "calibration text" in status
+
+    (text / "bb" / "test.jsonl").write_text(clean)  # the fix
+    _, out = mlsweep(slurm_cluster, tmp_path, *grid, "-m", check=0)
+    assert "skipped 1 done; 1 to run" in out and "1 submitted" not in out
+    after = {r["calib_languages"]: r for r in rows(sweep_dir)}
+    assert after["aa"] == first["aa"]  # untouched: same row, same finish time
+    assert after["bb"]["status"] == "done"
+    kept = list(sweep_dir.rglob("attempts/1.json"))  # the failed row is kept, not overwritten
+    assert len(kept) == 1 and json.loads(kept[0].read_text())["status"] == "failed"
+
+
+def _wait(what, predicate, timeout=180.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_detached_launch_then_scancel_mid_run_then_relaunch(slurm_cluster, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    # SparseGPT on the testbed with 1024 windows: ~15 s of pruning, block by block checkpointed
+    grid = ["name=slurmkill", f"hydra.sweep.dir={sweep_dir}", *SLURM, "calib.nsamples=1024", "pruner=sparsegpt",
+            "sparsity.target=0.5"]
+    launch, out = mlsweep(slurm_cluster, tmp_path, *grid, "hydra.launcher.wait=false", "-m", check=0)
+    assert "1 cells submitted" in out
+    (job,) = json.loads((sweep_dir / "submitted.json").read_text()).values()
+    assert job in slurm_cluster.run("squeue", "-h", "-o", "%i")  # returned while the job is still there
+
+    marker = _wait("the cell to start", lambda: next(sweep_dir.rglob("running.json"), None))
+    assert json.loads(marker.read_text())["job_id"] == job
+    _wait("block 0's checkpoint", lambda: next(sweep_dir.rglob("block_0000.safetensors"), None))
+    slurm_cluster.run("scancel", job)  # mid-prune
+    _wait("the job to leave the queue", lambda: job not in slurm_cluster.run("squeue", "-h", "-o", "%i"))
+    assert not rows(sweep_dir)  # nothing that looks finished
+
+    _, status = mlsweep(slurm_cluster, tmp_path, "status", str(sweep_dir), check=1)
+    assert "1 killed" in status
+    _, plan = mlsweep(slurm_cluster, tmp_path, "plan", *grid, check=0)
+    assert "1 cells: 1 killed" in plan
+
+    _, out = mlsweep(slurm_cluster, tmp_path, *grid, "-m", check=0)
+    assert "1 done, 0 failed" in out
+    (row,) = rows(sweep_dir)
+    assert row["status"] == "done" and row["resumed_blocks"][:1] == [0]  # resumed, not restarted
+    assert not list(sweep_dir.rglob("block_*.safetensors"))  # the checkpoint goes once the cell is done
+    _, status = mlsweep(slurm_cluster, tmp_path, "status", str(sweep_dir), check=0)
+    assert "1 cells: 1 done" in status
+    print(f"\ndetached launch returned in {launch.wall:.1f} s")
