@@ -143,3 +143,40 @@ def test_detached_launch_then_scancel_mid_run_then_relaunch(slurm_cluster, tmp_p
     _, status = mlsweep(slurm_cluster, tmp_path, "status", str(sweep_dir), check=0)
     assert "1 cells: 1 done" in status
     print(f"\ndetached launch returned in {launch.wall:.1f} s")
+
+
+def _sacct_state(cluster, job: str) -> str:
+    """The job's state in the accounting database: the allocation's line only (-X), not its steps'."""
+    return cluster.run("sacct", "-j", job, "-n", "-X", "-o", "State").strip()
+
+
+def _sacct_final_state(cluster, job: str) -> str:
+    return _wait(f"sacct to report job {job} ended",
+                 lambda: (s := _sacct_state(cluster, job)) not in ("", "PENDING", "RUNNING", "COMPLETING") and s, 60)
+
+
+@pytest.mark.slow
+def test_with_accounting_sacct_reports_completed_jobs(tiny_overrides, tmp_path):
+    """MiniSlurm(accounting=True): slurmdbd on a private MariaDB, so sacct (and submitit) see real job states."""
+    sys.path.insert(0, str(Path(__file__).parent / "scripts"))
+    from minislurm import MiniSlurm
+
+    t0 = time.time()
+    cluster = MiniSlurm(tmp_path / "slurm", accounting=True).up()  # its own cluster: not the session fixture's
+    up = time.time() - t0
+    try:
+        job = cluster.run("sbatch", "--parsable", f"--chdir={tmp_path}", "-o", "/dev/null", "--wrap", "true")
+        job = job.strip().split(";")[0]
+        assert job.isdigit(), job
+        assert _sacct_final_state(cluster, job) == "COMPLETED"
+
+        sweep_dir = tmp_path / "sweep"
+        grid = [*tiny_overrides, "name=slurmacct", f"hydra.sweep.dir={sweep_dir}", *SLURM]
+        _, out = mlsweep(cluster, tmp_path, *grid, "-m", check=0)
+        assert "1 done, 0 failed" in out
+        assert "sacct) is unavailable" not in out  # submitit read the job state from sacct, not UNKNOWN
+        (cell_job,) = json.loads((sweep_dir / "submitted.json").read_text()).values()
+        assert _sacct_final_state(cluster, cell_job) == "COMPLETED"
+    finally:
+        cluster.down()
+    print(f"\naccounting cluster up in {up:.1f} s")

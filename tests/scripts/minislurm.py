@@ -1,6 +1,7 @@
 """A real single-node SLURM cluster in a temporary folder, for the launcher tests and for trying things out.
 
     python tests/scripts/minislurm.py up /tmp/slurm     # prints `export SLURM_CONF=...`; Ctrl-C stops it
+    python tests/scripts/minislurm.py up /tmp/slurm --accounting    # plus slurmdbd + MariaDB, so sacct works
     (tests: the `slurm_cluster` fixture in tests/conftest.py brings it up once per test run)
 
 Debian's slurm-wlm and munge are installed if missing (root and apt-get are
@@ -10,12 +11,17 @@ socket, and slurmctld/slurmd read the config through SLURM_CONF. The node is
 `File=/dev/null`; without a File the node is marked INVAL), so jobs asking
 for `--gpus-per-node=1` schedule and run one at a time. The daemons run in
 the foreground as children of this process and are stopped by their PIDs.
-There is no accounting database, so `sacct` is unavailable and submitit
-reads job states from its own result files (it reports them as UNKNOWN).
+By default there is no accounting database, so `sacct` is unavailable and
+submitit reads job states from its own result files (it reports them as
+UNKNOWN). With `accounting=True` (`--accounting`) mariadb-server and slurmdbd
+are installed too; a private MariaDB (data dir, socket and pid file under the
+root, TCP on 127.0.0.1 only) backs a slurmdbd, the cluster is registered with
+sacctmgr before slurmctld starts, and `sacct` reports job states.
 """
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -25,19 +31,27 @@ import time
 from pathlib import Path
 
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sinfo")
+ACCOUNTING = ("slurmdbd", "mariadbd", "mariadb-install-db", "mariadb", "sacctmgr", "sacct")
+DB_USER, DB_NAME = "slurm", "slurm_acct_db"  # slurmdbd's MariaDB user and database (StorageUser, StorageLoc)
 
 
-def ensure_installed() -> None:
-    """apt-get install slurm-wlm munge when a daemon or client is missing."""
-    if all(shutil.which(d) or Path(f"/usr/sbin/{d}").exists() for d in DAEMONS):
+def _have(names: tuple[str, ...]) -> bool:
+    return all(shutil.which(d) or Path(f"/usr/sbin/{d}").exists() for d in names)
+
+
+def ensure_installed(accounting: bool = False) -> None:
+    """apt-get install slurm-wlm munge (and mariadb-server slurmdbd) when a daemon or client is missing."""
+    packages = [] if _have(DAEMONS) else ["slurm-wlm", "munge"]
+    if accounting and not _have(ACCOUNTING):
+        packages += ["mariadb-server", "slurmdbd"]
+    if not packages:
         return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise RuntimeError("SLURM is not installed and cannot be installed here (needs root and apt-get): "
-                           "apt-get install slurm-wlm munge")
+                           f"apt-get install {' '.join(packages)}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "slurm-wlm", "munge"], check=True, env=env,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True, env=env, stdout=subprocess.DEVNULL)
 
 
 def _sbin(name: str) -> str:
@@ -50,6 +64,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _memory_mb() -> int:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemTotal:"):
@@ -57,10 +76,19 @@ def _memory_mb() -> int:
     return 1024
 
 
+def _write_secret(path: Path, text: str) -> None:
+    """Write a file that only its owner can read (slurmdbd refuses a slurmdbd.conf readable by others)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # the file may exist with a wider mode
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
 class MiniSlurm:
-    def __init__(self, root: Path, cpus: int | None = None):
+    def __init__(self, root: Path, cpus: int | None = None, accounting: bool = False):
         self.root = Path(root).resolve()
         self.cpus = cpus or os.cpu_count() or 1
+        self.accounting = accounting
         self.procs: list[subprocess.Popen] = []
 
     @property
@@ -80,6 +108,8 @@ class MiniSlurm:
             key.write_bytes(os.urandom(1024))
             os.chmod(key, 0o600)
         self.socket = r / "munge" / "munge.socket"
+        accounting = ("JobAcctGatherType=jobacct_gather/none\nAccountingStorageType=accounting_storage/none"
+                      if not self.accounting else self._write_dbd_config())
         self.conf.write_text(f"""# single-node test cluster (tests/scripts/minislurm.py)
 ClusterName=mini
 SlurmctldHost=localhost(127.0.0.1)
@@ -101,8 +131,7 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/builtin
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
+{accounting}
 MpiDefault=none
 MailProg=/bin/true
 ReturnToService=2
@@ -115,6 +144,68 @@ PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 """)
         (r / "gres.conf").write_text("NodeName=localhost Name=gpu File=/dev/null\n")
 
+    def _write_dbd_config(self) -> str:
+        """slurmdbd.conf next to slurm.conf (slurmdbd reads it from SLURM_CONF's folder); slurm.conf's lines."""
+        r = self.root
+        self.db_port, self.dbd_port = _free_port(), _free_port()
+        self.db_pass = secrets.token_hex(16)  # a fresh one each bring-up; _start_mariadb sets it
+        _write_secret(r / "slurmdbd.conf", f"""# accounting daemon of the test cluster (tests/scripts/minislurm.py)
+AuthType=auth/munge
+AuthInfo=socket={self.socket}
+DbdHost=localhost
+DbdPort={self.dbd_port}
+SlurmUser=root
+PidFile={r / 'slurmdbd.pid'}
+LogFile={r / 'log' / 'slurmdbd.log'}
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort={self.db_port}
+StorageUser={DB_USER}
+StoragePass={self.db_pass}
+StorageLoc={DB_NAME}
+""")
+        # AccountingStoragePass is the munged socket for talking to slurmdbd (AuthInfo is not used there: without
+        # it sacctmgr and slurmctld try /run/munge). jobacct_gather/linux reads /proc, so it needs no cgroups.
+        return (f"AccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageHost=localhost\n"
+                f"AccountingStoragePort={self.dbd_port}\nAccountingStoragePass={self.socket}\n"
+                "JobAcctGatherType=jobacct_gather/linux")
+
+    def _sql(self, statement: str) -> subprocess.CompletedProcess:
+        """Run SQL as MariaDB's root over our private socket (root logs in without a password there)."""
+        return subprocess.run([_sbin("mariadb"), "--no-defaults", f"--socket={self.db_socket}", "-uroot",
+                               "-e", statement], capture_output=True, text=True, timeout=30)
+
+    def _start_mariadb(self, timeout: float) -> None:
+        """A private mariadbd: data, socket and pid file under root/db, TCP on 127.0.0.1 only."""
+        db = self.root / "db"
+        data, self.db_socket = db / "data", db / "mariadb.sock"
+        if not (data / "mysql").exists():
+            with open(self.root / "log" / "mariadb-install-db.out", "ab") as log:
+                subprocess.run([_sbin("mariadb-install-db"), "--no-defaults", f"--datadir={data}", "--user=root",
+                                "--auth-root-authentication-method=normal", "--skip-test-db",
+                                "--skip-name-resolve"], check=True, stdout=log, stderr=subprocess.STDOUT)
+        # slurmdbd warns below 900 s: its rollups hold long transactions
+        self._start(_sbin("mariadbd"), "--no-defaults", f"--datadir={data}", f"--socket={self.db_socket}",
+                    f"--pid-file={db / 'mariadbd.pid'}", f"--port={self.db_port}", "--bind-address=127.0.0.1",
+                    "--skip-name-resolve", "--user=root", "--innodb-lock-wait-timeout=900")
+        self._wait(lambda: self._sql("SELECT 1").returncode == 0, timeout, "mariadbd did not accept connections")
+        user = f"'{DB_USER}'@'127.0.0.1'"  # --skip-name-resolve: TCP clients are known by their IP
+        made = self._sql(f"CREATE OR REPLACE USER {user} IDENTIFIED BY '{self.db_pass}'; "
+                         f"GRANT ALL ON {DB_NAME}.* TO {user};")
+        if made.returncode != 0:
+            self.down()
+            raise RuntimeError(f"minislurm: could not create the slurmdbd database user: {made.stderr}")
+
+    def _start_slurmdbd(self, timeout: float) -> None:
+        """slurmdbd, then the cluster registered in its database before slurmctld first connects."""
+        self._start(_sbin("slurmdbd"), "-D")
+        self._wait(lambda: _listening(self.dbd_port), timeout, "slurmdbd did not open its port")
+        added = subprocess.run(["sacctmgr", "-i", "add", "cluster", "mini"], capture_output=True, text=True,
+                               timeout=60, env={**os.environ, **self.env()})
+        if added.returncode != 0 and "already exists" not in added.stdout + added.stderr:
+            self.down()
+            raise RuntimeError(f"minislurm: sacctmgr could not add the cluster: {added.stdout}{added.stderr}")
+
     def _start(self, *cmd: str) -> subprocess.Popen:
         log = open(self.root / "log" / f"{Path(cmd[0]).name}.out", "ab")
         proc = subprocess.Popen(list(cmd), stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env()},
@@ -123,13 +214,16 @@ PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
         return proc
 
     def up(self, timeout: float = 60.0) -> "MiniSlurm":
-        ensure_installed()
+        ensure_installed(self.accounting)
         self._write_config()
         r = self.root
         self._start(_sbin("munged"), "-F", "--force", f"--socket={self.socket}",
                     f"--key-file={r / 'munge' / 'munge.key'}", f"--pid-file={r / 'munge' / 'munged.pid'}",
                     f"--log-file={r / 'log' / 'munged.log'}", f"--seed-file={r / 'munge' / 'munged.seed'}")
         self._wait(lambda: self.socket.exists(), timeout, "munged did not create its socket")
+        if self.accounting:
+            self._start_mariadb(timeout)
+            self._start_slurmdbd(timeout)
         self._start(_sbin("slurmctld"), "-D", "-i", "-f", str(self.conf))
         self._start(_sbin("slurmd"), "-D", "-N", "localhost", "-f", str(self.conf))
         self._wait(self._node_idle, timeout, "the node did not come up idle")
@@ -161,8 +255,8 @@ PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
                               env={**os.environ, **self.env()}).stdout
 
     def down(self) -> None:
-        """Cancel our jobs, then stop slurmd, slurmctld and munged, each by its PID."""
-        if self.procs and self.procs[-1].poll() is None:
+        """Cancel our jobs, then stop slurmd, slurmctld (slurmdbd, mariadbd) and munged, each by its PID."""
+        if self.procs and Path(self.procs[-1].args[0]).name == "slurmd" and self.procs[-1].poll() is None:
             subprocess.run(["scancel", "--full", "-u", "root"], capture_output=True, timeout=30,
                            env={**os.environ, **self.env()})
             end = time.time() + 30
@@ -180,11 +274,13 @@ PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] != "up":
+    args = [a for a in argv if a != "--accounting"]
+    if len(args) != 2 or args[0] != "up":
         print(__doc__)
         return 2
-    cluster = MiniSlurm(Path(argv[1])).up()
+    cluster = MiniSlurm(Path(args[1]), accounting="--accounting" in argv).up()
     print(f"export SLURM_CONF={cluster.conf}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill PID` stops the daemons too, as Ctrl-C does
     try:
         signal.pause()
     except KeyboardInterrupt:
