@@ -145,6 +145,34 @@ def test_detached_launch_then_scancel_mid_run_then_relaunch(slurm_cluster, tmp_p
     print(f"\ndetached launch returned in {launch.wall:.1f} s")
 
 
+def test_a_preempted_cell_is_requeued_and_resumes_from_its_block_checkpoint(slurm_cluster, tmp_path):
+    """USR2 is SLURM's preemption signal for submitit: it checkpoints the job function and requeues the job."""
+    sweep_dir = tmp_path / "sweep"
+    grid = ["name=slurmpreempt", f"hydra.sweep.dir={sweep_dir}", *SLURM, "calib.nsamples=1024", "pruner=sparsegpt",
+            "sparsity.target=0.6", "-m"]
+    env = {**os.environ, **slurm_cluster.env()}
+    launch = subprocess.Popen([sys.executable, "-m", "mlsweep", *grid], cwd=tmp_path, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        marker = _wait("the cell to start", lambda: next(sweep_dir.rglob("running.json"), None))
+        job = json.loads(marker.read_text())["job_id"]
+        _wait("block 0's checkpoint", lambda: next(sweep_dir.rglob("block_0000.safetensors"), None))
+        slurm_cluster.run("scancel", "--signal=USR2", job)  # preempt mid-prune
+        # SLURM holds a requeued job for 2 minutes (its BeginTime); release it, as an admin can
+        _wait("the requeue", lambda: "PENDING" in slurm_cluster.run("squeue", "-h", "-o", "%T", "-j", job))
+        slurm_cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now")
+        out, _ = launch.communicate(timeout=400)
+    finally:
+        if launch.poll() is None:
+            launch.kill()  # our own child
+    assert launch.returncode == 0, out[-4000:]
+    assert "1 done, 0 failed" in out
+    (row,) = rows(sweep_dir)
+    assert row["status"] == "done" and row["job_id"] == job  # the same job, requeued
+    assert row["resumed_blocks"][:1] == [0]
+    assert "Restarts=1" in slurm_cluster.run("scontrol", "show", "job", job)  # submitit requeued it once
+
+
 def _sacct_state(cluster, job: str) -> str:
     """The job's state in the accounting database: the allocation's line only (-X), not its steps'."""
     return cluster.run("sacct", "-j", job, "-n", "-X", "-o", "State").strip()
