@@ -8,7 +8,6 @@ the traceback beside it in error.txt).
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import resource
@@ -33,64 +32,15 @@ from mlsweep.progress import Progress
 from mlsweep.prune import prune_model
 from mlsweep.prune.stream import prune_checkpoint
 from mlsweep.prune.registry import get_pruner
-from mlsweep.lifecycle import MARKER_FILE
-from mlsweep.results import RESULT_FILE, atomic_write_json, provenance, read_row
+from mlsweep.identity import cell_axes, cell_id, uses_calibration
+from mlsweep.jobenv import job_id, job_threads
+from mlsweep.lifecycle import MARKER_FILE, finished_row
+from mlsweep.results import RESULT_FILE, atomic_write_json, provenance
 from mlsweep import tracking
 from mlsweep.validate import pruner_params, validate
 
 
-# Bumped whenever a code change alters the numbers a cell produces (a pruner's maths, sampling,
-# evaluation), so rows computed before no longer count as done. Not the git sha: a README edit
-# must not invalidate a finished study.
-RESULTS_VERSION = 1
-
 CHECKPOINT_DIR = "checkpoint"  # per-block pruning checkpoint of a cell (removed once the cell is done)
-
-
-def uses_calibration(cfg: DictConfig) -> bool:
-    """Whether the calibration set changes this cell's numbers (OWL needs it even for magnitude)."""
-    spec = get_pruner(cfg.pruner.name)
-    return spec.needs_calibration or (spec.prunes and cfg.sparsity.allocation != "uniform")
-
-
-def cell_axes(cfg: DictConfig) -> dict[str, Any]:
-    """The grid coordinates of a cell; axes a pruner ignores are '-' (dense: no calib, no sparsity)."""
-    spec = get_pruner(cfg.pruner.name)
-    calibrated = uses_calibration(cfg)
-    return {
-        "experiment": cfg.name,
-        "model": cfg.model.name,
-        "pruner": cfg.pruner.name,
-        "pruner_params": json.dumps(pruner_params(cfg), sort_keys=True),
-        "calib": cfg.calib.name if calibrated else "-",
-        "calib_languages": (",".join(cfg.calib.languages) if cfg.calib.mix != "target" else "target")
-        if calibrated else "-",
-        "calib_source": cfg.calib.source.name if calibrated else "-",
-        "nsamples": cfg.calib.nsamples if calibrated else 0,
-        "calib_seed": cfg.calib.seed if calibrated else -1,
-        "sparsity_target": float(cfg.sparsity.target) if spec.prunes else 0.0,
-        "sparsity_pattern": cfg.sparsity.pattern if spec.prunes else "-",
-        "sparsity_allocation": cfg.sparsity.allocation if spec.prunes else "-",
-        "eval_suite": cfg.eval.name,
-        "seed": cfg.seed,
-    }
-
-
-def cell_id(cfg: DictConfig) -> str:
-    """Hash of what determines the cell's numbers: axes, model, calibration and eval settings."""
-    spec = get_pruner(cfg.pruner.name)
-    # unresolved: the testbed's path is an interpolation, so the id does not depend on the checkout's place
-    ident = {"axes": cell_axes(cfg), "model": OmegaConf.to_container(cfg.model, resolve=False),
-             "eval": OmegaConf.to_container(cfg.eval, resolve=True)}
-    if spec.prunes:
-        ident["sparsity"] = {k: v for k, v in OmegaConf.to_container(cfg.sparsity).items() if k != "tolerance"}
-        where = ("offload_blocks", "stream_from_disk", "activations_on_cpu")  # where, not what, is computed
-        ident["engine"] = {k: v for k, v in OmegaConf.to_container(cfg.engine).items() if k not in where}
-    if uses_calibration(cfg):
-        ident["calib"] = OmegaConf.to_container(cfg.calib, resolve=True)
-    ident["axes"].pop("experiment")
-    ident["results_version"] = RESULTS_VERSION
-    return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _peak_memory() -> dict[str, float]:
@@ -98,31 +48,6 @@ def _peak_memory() -> dict[str, float]:
     if torch.cuda.is_available():
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
-
-
-def job_id() -> Optional[str]:
-    """The SLURM job running this process, as squeue prints it (array jobs: <array id>_<task>)."""
-    env = os.environ
-    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
-        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
-    return env.get("SLURM_JOB_ID")
-
-
-def _finished_row(out_dir: Path, ident: str) -> Optional[dict[str, Any]]:
-    """This cell's row if it is already done, else None; an earlier failed row is moved aside (kept)."""
-    path = out_dir / RESULT_FILE
-    if not path.exists():
-        return None
-    try:
-        old = read_row(path)
-    except (OSError, ValueError):
-        old = {}
-    if old.get("status") == "done" and old.get("cell_id") == ident:
-        return old
-    attempts = out_dir / "attempts"
-    attempts.mkdir(exist_ok=True)
-    os.replace(path, attempts / f"{len(list(attempts.glob('*.json'))) + 1}.json")
-    return None
 
 
 def run_cell(cfg: DictConfig, out_dir: Path, label: str = "cell") -> dict[str, Any]:
@@ -150,7 +75,7 @@ def _run_cell(cfg: DictConfig, out_dir: Path, label: str, tracker: tracking.Guar
         ident: Optional[str] = cell_id(cfg)
     except Exception:  # an invalid config: the try below records why
         ident = None
-    finished = _finished_row(out_dir, ident) if ident else None
+    finished = finished_row(out_dir, ident) if ident else None
     if finished is not None:
         progress.line("skip", f"already done: {out_dir / RESULT_FILE}")
         return finished
@@ -185,23 +110,6 @@ def _run_cell(cfg: DictConfig, out_dir: Path, label: str, tracker: tracking.Guar
         shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
     progress.line(row["status"], str(out_dir / RESULT_FILE))
     return row
-
-
-THREADS_ENV = "MLSWEEP_THREADS"  # set by the launcher when several cells share one machine
-
-
-def job_threads(configured: int) -> int:
-    """Torch threads for this cell: runtime.threads, else the launcher's share, else the SLURM allotment.
-
-    Two cells on 2 cores each using 2 threads ran ~5x slower than one after
-    the other, so concurrent cells must split the cores. 0: leave torch's default.
-    """
-    if configured > 0:
-        return configured
-    for var in (THREADS_ENV, "SLURM_CPUS_PER_TASK"):
-        if os.environ.get(var, "").isdigit() and int(os.environ[var]) > 0:
-            return int(os.environ[var])
-    return 0
 
 
 def _start_tracker(cfg: DictConfig, out_dir: Path, label: str, into: tracking.Guarded) -> None:

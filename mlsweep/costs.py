@@ -153,7 +153,7 @@ def estimate(shape: Shape, *, dtype: str, pruner: str, calibrated: bool, nsample
 
 def cell_cost(cfg: Any) -> Cost:
     """The estimate for a composed cell config (reads only plain fields)."""
-    from mlsweep.cell import uses_calibration
+    from mlsweep.identity import uses_calibration
     from mlsweep.prune.registry import get_pruner
 
     spec = get_pruner(cfg.pruner.name)

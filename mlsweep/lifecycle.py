@@ -16,11 +16,12 @@ mlsweep.cell.cell_id), not by folder name.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 from mlsweep.results import RESULT_FILE, atomic_write_json, read_row
 
@@ -93,6 +94,23 @@ def scan(sweep_dir: Path, check_jobs: bool = True) -> dict[str, CellState]:
         if ident not in states and str(job) in alive:
             states[ident] = CellState("queued", job_id=str(job))
     return states
+
+
+def finished_row(out_dir: Path, ident: str) -> Optional[dict[str, Any]]:
+    """This cell's row if it is already done, else None; an earlier failed row is moved aside (kept)."""
+    path = out_dir / RESULT_FILE
+    if not path.exists():
+        return None
+    try:
+        old = read_row(path)
+    except (OSError, ValueError):
+        old = {}
+    if old.get("status") == "done" and old.get("cell_id") == ident:
+        return old
+    attempts = out_dir / "attempts"
+    attempts.mkdir(exist_ok=True)
+    os.replace(path, attempts / f"{len(list(attempts.glob('*.json'))) + 1}.json")
+    return None
 
 
 def still_active(state: Optional[CellState]) -> bool:

@@ -26,7 +26,7 @@ from typing import Any, Callable, List, Sequence
 
 from hydra.core.utils import JobReturn, JobStatus
 
-from mlsweep.cell import cell_id, uses_calibration
+from mlsweep.identity import cell_id, uses_calibration
 from mlsweep.costs import cell_cost, fmt_hours
 from mlsweep.lifecycle import scan, still_active, write_plan
 from mlsweep.resources import resources_for

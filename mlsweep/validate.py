@@ -70,7 +70,7 @@ def _validate(cfg: DictConfig) -> None:
         raise ConfigError(f"eval.batch_size={cfg.eval.batch_size}: must be a positive integer")
     check_logger(cfg)
     check_eval(cfg)
-    from mlsweep.cell import uses_calibration
+    from mlsweep.identity import uses_calibration
 
     if uses_calibration(cfg):
         calib_source = source_from(cfg.calib.source)

@@ -1,7 +1,6 @@
 """Idempotent cells and the sweep lifecycle with local launchers: skip done, re-run failed and killed cells."""
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -9,7 +8,8 @@ import time
 
 import pytest
 
-from mlsweep.cell import CHECKPOINT_DIR, job_threads, run_cell
+from mlsweep.cell import CHECKPOINT_DIR, run_cell
+from mlsweep.jobenv import job_threads
 from mlsweep.lifecycle import MARKER_FILE, format_status, scan, sweep_status, write_plan
 from mlsweep.results import atomic_write_json
 from test_cell import compose_cfg
@@ -74,6 +74,8 @@ def test_relaunch_skips_done_cells_with_the_basic_launcher(tmp_path, tiny_overri
     assert first.returncode == 0, first.stderr[-3000:]
     rows = {p: p.read_text() for p in sweep.rglob("result.json")}
     assert len(rows) == 2
+    plan = mlsweep(tmp_path, *grid, "-m", "--dry-run")  # the same as `mlsweep plan <grid>`
+    assert plan.returncode == 0 and "2 cells: 2 done" in plan.stdout, plan.stderr[-2000:]
     t0 = time.time()
     again = mlsweep(tmp_path, *grid, "-m")
     assert again.returncode == 0 and "skipped 2 done; 0 to run" in again.stdout + again.stderr

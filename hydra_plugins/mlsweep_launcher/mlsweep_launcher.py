@@ -19,7 +19,8 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, LocalQue
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher, SlurmLauncher
 from omegaconf import OmegaConf
 
-from mlsweep.cell import THREADS_ENV, cell_id
+from mlsweep.identity import cell_id
+from mlsweep.jobenv import THREADS_ENV
 from mlsweep.launch import (collect, executor_params, group_by_resources, local_threads, quiet_sacct, remember,
                             split_params, submitted_returns)
 
