@@ -112,7 +112,7 @@ def print_plan(cells: list[tuple[list[str], Any]], sweep_dir: Path, launcher: An
             res = resources_for(cost, rules, factor) if rules else {}
             mem, hours = f"{cost.gpu_mem_gb:.1f}", fmt_hours(cost.gpu_hours)
             all_hours += cost.gpu_hours
-            todo_hours += cost.gpu_hours if status not in ("done", "running", "queued") else 0.0
+            todo_hours += 0.0 if still_active(state) else cost.gpu_hours
         except ValueError as e:  # size unknown: say what to set, keep planning
             res, mem, hours = {}, "?", f"? ({e})"
         extra = " ".join(f"{k}={v}" for k, v in res.items())
