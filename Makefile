@@ -12,7 +12,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_VERBOSITY := error
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install demo test test-full bench testbed clean
+.PHONY: help install demo lint format test test-full bench testbed clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -29,6 +29,14 @@ install: $(STAMP)  ## create .venv and install mlsweep (editable) with its pinne
 demo: install  ## the lang_calib sweep on the offline testbed, then its matrices and heatmaps
 	$(BIN)/python -m mlsweep +experiment=lang_calib -m
 	$(BIN)/python -m mlsweep.report outputs/lang_calib
+
+lint: install  ## ruff: lint and formatting check (what CI runs before the tests)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 test: install  ## the default test run (fast tiers + integration; no slow sweeps)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -29,6 +29,7 @@ bit-identical in both) and output errors within MAX_SPARSEGPT_ERR_GAP of each ot
     .venv/bin/python bench/bench_prune.py            # full run (~100M model), about 3 minutes on 2 quiet cores
     .venv/bin/python bench/bench_prune.py --quick    # smoke run on a 4-block, hidden-256 model
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,16 +53,37 @@ MAX_SPARSEGPT_ERR_GAP = 0.05  # relative gap between the two pruned models' outp
 QUIET_WAIT_S, QUIET_THRESHOLD = 10.0, 0.15  # before each timing, wait (capped) for a quiet machine
 
 SIZES = {
-    "full": dict(model=dict(vocab_size=8000, hidden_size=768, intermediate_size=2048, num_hidden_layers=12,
-                            num_attention_heads=12, num_key_value_heads=12, max_position_embeddings=256),
-                 n=16, seqlen=128),
-    "quick": dict(model=dict(vocab_size=8000, hidden_size=256, intermediate_size=688, num_hidden_layers=4,
-                             num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256),
-                  n=16, seqlen=128),
+    "full": dict(
+        model=dict(
+            vocab_size=8000,
+            hidden_size=768,
+            intermediate_size=2048,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            num_key_value_heads=12,
+            max_position_embeddings=256,
+        ),
+        n=16,
+        seqlen=128,
+    ),
+    "quick": dict(
+        model=dict(
+            vocab_size=8000,
+            hidden_size=256,
+            intermediate_size=688,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=256,
+        ),
+        n=16,
+        seqlen=128,
+    ),
 }
 
 
 # ---------------------------------------------------------------- model, data, machine
+
 
 def build_model(model_kwargs: dict):
     import torch
@@ -91,8 +113,9 @@ def final_hidden(model, ids):
 def block_linears(model) -> dict:
     from mlsweep.prune.arch import find_blocks, find_linears
 
-    return {f"{i}.{name}": lin for i, block in enumerate(find_blocks(model))
-            for name, lin in find_linears(block).items()}
+    return {
+        f"{i}.{name}": lin for i, block in enumerate(find_blocks(model)) for name, lin in find_linears(block).items()
+    }
 
 
 def weights_digest(model) -> str:
@@ -144,6 +167,7 @@ def wait_for_quiet(max_wait_s: float = QUIET_WAIT_S, threshold: float = QUIET_TH
 
 # ---------------------------------------------------------------- worker side (one subprocess per row)
 
+
 def run_pruning(model, calibration, method: str, impl: str) -> None:
     if impl == "naive":
         from naive_prune import prune_naive  # bench/ is sys.path[0] when this file runs as a script
@@ -177,8 +201,10 @@ def save_first(model, out: Path, size: str) -> dict:
     import torch
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux; read before anything else
-    saved = {"weights": {k: lin.weight.detach() for k, lin in block_linears(model).items()},
-             "heldout": final_hidden(model, token_ids(size, HELDOUT_SEED, N_HELDOUT))}
+    saved = {
+        "weights": {k: lin.weight.detach() for k, lin in block_linears(model).items()},
+        "heldout": final_hidden(model, token_ids(size, HELDOUT_SEED, N_HELDOUT)),
+    }
     torch.save(saved, out.with_suffix(".pt"))
     return dict(peak_rss_mb=peak, torch=torch.__version__, n_params=sum(p.numel() for p in model.parameters()))
 
@@ -215,11 +241,23 @@ def worker(method: str, impl: str, size: str, repeats: int, out: Path) -> None:
 
 # ---------------------------------------------------------------- parent side
 
+
 def measure(method: str, impl: str, size: str, repeats: int, tmp: Path) -> dict:
     out = tmp / f"{method}_{impl}"
     env = dict(os.environ, TRANSFORMERS_VERBOSITY="error", HF_HUB_OFFLINE="1")
-    cmd = [sys.executable, __file__, "--worker", method, impl, "--size", size, "--repeats", str(repeats),
-           "--out", str(out)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        method,
+        impl,
+        "--size",
+        size,
+        "--repeats",
+        str(repeats),
+        "--out",
+        str(out),
+    ]
     subprocess.run(cmd, check=True, env=env)
     return json.loads(out.with_suffix(".json").read_text())
 
@@ -250,9 +288,15 @@ def compare(tmp: Path, method: str, dense) -> dict:
         max_diff = max(max_diff, float((wa[k] - wb[k]).abs().max()))
     block0 = sum(wa[k].numel() for k in wa if k.startswith("0."))
     err = {impl: float((d["heldout"] - dense).norm() / dense.norm()) for impl, d in (("naive", a), ("engine", b))}
-    return dict(mask_diff=sum(per_block.values()), entries=total, block0_entries=block0, max_abs_diff=max_diff,
-                engine_sparsity=zeros / total, flips_per_block=[per_block[i] for i in sorted(per_block)],
-                out_err=err)
+    return dict(
+        mask_diff=sum(per_block.values()),
+        entries=total,
+        block0_entries=block0,
+        max_abs_diff=max_diff,
+        engine_sparsity=zeros / total,
+        flips_per_block=[per_block[i] for i in sorted(per_block)],
+        out_err=err,
+    )
 
 
 def check(method: str, cmp: dict, rows: list[dict]) -> list[str]:
@@ -261,23 +305,28 @@ def check(method: str, cmp: dict, rows: list[dict]) -> list[str]:
     if rows[0]["init_digest"] != rows[1]["init_digest"]:
         failures.append(f"{method}: naive and engine did not start from identical weights")
     if method == "wanda" and cmp["mask_diff"]:
-        failures.append(f"wanda: {cmp['mask_diff']} mask entries differ (expected 0), "
-                        f"per block {cmp['flips_per_block']}")
+        failures.append(
+            f"wanda: {cmp['mask_diff']} mask entries differ (expected 0), per block {cmp['flips_per_block']}"
+        )
     if method == "sparsegpt":
         allowed = int(MAX_SPARSEGPT_BLOCK0_FLIP_FRAC * cmp["block0_entries"])
         if cmp["flips_per_block"][0] > allowed:
-            failures.append(f"sparsegpt: {cmp['flips_per_block'][0]} mask entries of block 0 differ "
-                            f"(expected at most {allowed})")
+            failures.append(
+                f"sparsegpt: {cmp['flips_per_block'][0]} mask entries of block 0 differ (expected at most {allowed})"
+            )
         gap = abs(cmp["out_err"]["engine"] / cmp["out_err"]["naive"] - 1)
         if gap > MAX_SPARSEGPT_ERR_GAP:
-            failures.append(f"sparsegpt: output errors differ by {gap:.1%} (expected at most "
-                            f"{MAX_SPARSEGPT_ERR_GAP:.0%})")
+            failures.append(
+                f"sparsegpt: output errors differ by {gap:.1%} (expected at most {MAX_SPARSEGPT_ERR_GAP:.0%})"
+            )
     return failures
 
 
 def print_table(results: dict) -> None:
-    print(f"{'method':<10} {'impl':<7} {'wall_s':>7} {'peak_rss_mb':>11} {'rss_before_mb':>13} {'others_cpu':>10} "
-          f"{'out_err':>7} {'speedup(naive/engine)':>21} {'mem_ratio(naive/engine)':>23}  mask_diff")
+    print(
+        f"{'method':<10} {'impl':<7} {'wall_s':>7} {'peak_rss_mb':>11} {'rss_before_mb':>13} {'others_cpu':>10} "
+        f"{'out_err':>7} {'speedup(naive/engine)':>21} {'mem_ratio(naive/engine)':>23}  mask_diff"
+    )
     for method, (rows, cmp) in results.items():
         naive, engine = rows
         for r in rows:
@@ -286,22 +335,29 @@ def print_table(results: dict) -> None:
                 speed = f"{naive['wall_s'] / engine['wall_s']:.2f}x"
                 mem = f"{naive['peak_rss_mb'] / engine['peak_rss_mb']:.2f}x"
                 diff = f"{cmp['mask_diff']} of {cmp['entries']} (max |dW| {cmp['max_abs_diff']:.1e})"
-            print(f"{method:<10} {r['impl']:<7} {r['wall_s']:>7.2f} {r['peak_rss_mb']:>11.0f} "
-                  f"{r['rss_before_mb']:>13.0f} {r['others_load']:>10.0%} {cmp['out_err'][r['impl']]:>7.4f} "
-                  f"{speed:>21} {mem:>23}  {diff}")
+            print(
+                f"{method:<10} {r['impl']:<7} {r['wall_s']:>7.2f} {r['peak_rss_mb']:>11.0f} "
+                f"{r['rss_before_mb']:>13.0f} {r['others_load']:>10.0%} {cmp['out_err'][r['impl']]:>7.4f} "
+                f"{speed:>21} {mem:>23}  {diff}"
+            )
 
 
 def print_notes(results: dict) -> None:
     for method, (rows, cmp) in results.items():
-        walls = "; ".join(f"{r['impl']} " + ", ".join(f"{w:.2f} ({o:.0%})" for w, o in zip(r["walls"], r["loads"]))
-                          for r in rows)
+        walls = "; ".join(
+            f"{r['impl']} " + ", ".join(f"{w:.2f} ({o:.0%})" for w, o in zip(r["walls"], r["loads"])) for r in rows
+        )
         print(f"{method}: wall_s (others_cpu) of every repetition: {walls}")
-        print(f"{method}: engine result sparsity {cmp['engine_sparsity']:.4f}; "
-              f"differing mask entries per block: {cmp['flips_per_block']}")
-    print("wall_s: the fastest repetition; others_cpu: share of the cores other processes used during it; "
-          "out_err: ||h_pruned - h_dense|| / ||h_dense|| of the final hidden states on held-out windows; "
-          "peak_rss_mb: the subprocess's ru_maxrss (imports and model included); "
-          "rss_before_mb: its RSS just before pruning")
+        print(
+            f"{method}: engine result sparsity {cmp['engine_sparsity']:.4f}; "
+            f"differing mask entries per block: {cmp['flips_per_block']}"
+        )
+    print(
+        "wall_s: the fastest repetition; others_cpu: share of the cores other processes used during it; "
+        "out_err: ||h_pruned - h_dense|| / ||h_dense|| of the final hidden states on held-out windows; "
+        "peak_rss_mb: the subprocess's ru_maxrss (imports and model included); "
+        "rss_before_mb: its RSS just before pruning"
+    )
 
 
 def run_all(size: str, repeats: int) -> tuple[dict, list[str]]:
@@ -321,8 +377,12 @@ def run_all(size: str, repeats: int) -> tuple[dict, list[str]]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke run on a 4-block, hidden-256 model")
-    ap.add_argument("--repeats", type=int, default=2,
-                    help="at most this many timed repetitions per row (another only if the machine was busy)")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=2,
+        help="at most this many timed repetitions per row (another only if the machine was busy)",
+    )
     ap.add_argument("--worker", nargs=2, metavar=("METHOD", "IMPL"), help=argparse.SUPPRESS)
     ap.add_argument("--size", default="full", choices=sorted(SIZES), help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -332,8 +392,11 @@ def main() -> int:
         return 0
     size = "quick" if args.quick else "full"
     cfg = SIZES[size]
-    print(f"size={size}: Llama {cfg['model']}, calibration {cfg['n']}x{cfg['seqlen']} random ids, "
-          f"sparsity {SPARSITY}, torch threads {THREADS}, one subprocess per row", flush=True)
+    print(
+        f"size={size}: Llama {cfg['model']}, calibration {cfg['n']}x{cfg['seqlen']} random ids, "
+        f"sparsity {SPARSITY}, torch threads {THREADS}, one subprocess per row",
+        flush=True,
+    )
     tic = time.perf_counter()
     results, failures = run_all(size, args.repeats)
     first = results[METHODS[0]][0][0]
@@ -343,9 +406,11 @@ def main() -> int:
     print(f"total benchmark time {time.perf_counter() - tic:.0f} s")
     busy = [f"{m}/{r['impl']}" for m, (rows, _) in results.items() for r in rows if r["others_load"] >= QUIET_THRESHOLD]
     if busy:
-        print(f"WARNING: other processes used >= {QUIET_THRESHOLD:.0%} of the cores during {', '.join(busy)}; "
-              "with 2 torch threads on 2 shared cores that slows runs unevenly (up to 33x seen): "
-              "treat those wall times and speedups as unreliable and re-run on a quiet machine")
+        print(
+            f"WARNING: other processes used >= {QUIET_THRESHOLD:.0%} of the cores during {', '.join(busy)}; "
+            "with 2 torch threads on 2 shared cores that slows runs unevenly (up to 33x seen): "
+            "treat those wall times and speedups as unreliable and re-run on a quiet machine"
+        )
     for f in failures:
         print(f"FAIL {f}", file=sys.stderr)
     return 1 if failures else 0

@@ -17,6 +17,7 @@ sample); the only liberty taken is that `fasterprune` skips the reference's
 per-column `Losses` bookkeeping, which is logging only, so the naive side is
 not made slower than it has to be.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,7 +51,7 @@ def capture_inputs(model: nn.Module, calibration: torch.Tensor):
     try:
         for j in range(n):
             try:
-                model(calibration[j:j + 1], use_cache=False)
+                model(calibration[j : j + 1], use_cache=False)
             except ValueError:
                 pass
     finally:
@@ -96,13 +97,14 @@ def prune_wanda_linear(lin: nn.Linear, stats: WandaStats, sparsity: float) -> No
     W = lin.weight.data
     metric = torch.abs(W) * torch.sqrt(stats.scaler_row.reshape(1, -1))
     mask = torch.zeros_like(metric, dtype=torch.bool)
-    idx = torch.sort(metric, dim=-1, stable=True)[1][:, :int(metric.shape[1] * sparsity)]
+    idx = torch.sort(metric, dim=-1, stable=True)[1][:, : int(metric.shape[1] * sparsity)]
     mask.scatter_(1, idx, True)
     W[mask] = 0
 
 
-def fasterprune(W: torch.Tensor, H: torch.Tensor, sparsity: float, percdamp: float = 0.01,
-                blocksize: int = 128) -> torch.Tensor:
+def fasterprune(
+    W: torch.Tensor, H: torch.Tensor, sparsity: float, percdamp: float = 0.01, blocksize: int = 128
+) -> torch.Tensor:
     """The reference unstructured SparseGPT column sweep (fp32), as one plain function."""
     W, H = W.clone().float(), H.clone()
     dead = torch.diag(H) == 0
@@ -116,7 +118,7 @@ def fasterprune(W: torch.Tensor, H: torch.Tensor, sparsity: float, percdamp: flo
         i2 = min(i1 + blocksize, cols)
         W1, Hinv1 = W[:, i1:i2].clone(), Hinv[i1:i2, i1:i2]
         Q1, Err1 = torch.zeros_like(W1), torch.zeros_like(W1)
-        tmp = W1 ** 2 / torch.diag(Hinv1).reshape(1, -1) ** 2
+        tmp = W1**2 / torch.diag(Hinv1).reshape(1, -1) ** 2
         mask1 = tmp <= torch.sort(tmp.flatten())[0][int(tmp.numel() * sparsity)]
         for i in range(i2 - i1):
             w, d = W1[:, i], Hinv1[i, i]
@@ -149,7 +151,7 @@ def prune_naive(model: nn.Module, calibration: torch.Tensor, method: str, sparsi
         stats = {name: make_stats(lin.in_features) for name, lin in subset.items()}
 
         def add_batch(name):
-            return lambda _m, inp, _out: stats[name].add_batch(inp[0].data)
+            return lambda _m, inp, _out: stats[name].add_batch(inp[0].data)  # noqa: B023  (hooks removed below)
 
         handles = [lin.register_forward_hook(add_batch(name)) for name, lin in subset.items()]
         for j in range(len(inps)):

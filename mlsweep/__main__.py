@@ -7,18 +7,19 @@
 Before Hydra runs, config-group choices on the command line are checked
 against conf/ so that a typo fails with a did-you-mean and the options.
 """
+
 from __future__ import annotations
 
-import difflib
 import sys
 
 from mlsweep import CONF_DIR
+from mlsweep.registry import unknown
 
 GROUPS = ("model", "pruner", "calib", "sparsity", "eval", "logger", "experiment")
 
 
 def check_group_choices(argv: list[str]) -> None:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.overrides_parser import OverridesParser  # noqa: PLC0415 (Hydra: when composing)
 
     args = [a for a in argv if not a.startswith("-") and "=" in a]
     if any(a.startswith("hydra.searchpath") for a in args):
@@ -31,23 +32,20 @@ def check_group_choices(argv: list[str]) -> None:
         options = sorted(p.stem for p in (CONF_DIR / key).glob("*.yaml"))
         for v in values:
             if v not in options:
-                close = difflib.get_close_matches(v, options, n=3)
-                hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-                sys.exit(f"error: {key}={v!r} is not an option of config group '{key}'.{hint} "
-                         f"Available: {', '.join(options)}")
+                sys.exit(f"error: {unknown(key, v, options, f'is not an option of config group {key!r}')}")
 
 
 def main() -> None:
     args = sys.argv[1:]
     if args[:1] == ["status"]:
-        from mlsweep.lifecycle import main as status_main
+        from mlsweep.sweep.lifecycle import main as status_main  # noqa: PLC0415 (status: no Hydra, no torch)
 
         sys.exit(status_main(args[1:]))
     if args[:1] == ["plan"] or "--dry-run" in args:
-        args = [a for a in args[1 if args[:1] == ["plan"] else 0:] if a not in ("--dry-run", "-m", "--multirun")]
+        args = [a for a in args[1 if args[:1] == ["plan"] else 0 :] if a not in ("--dry-run", "-m", "--multirun")]
         sys.argv = [sys.argv[0], *args, "hydra.sweeper.plan_only=true", "-m"]
     check_group_choices(sys.argv[1:])
-    from mlsweep.app import main as hydra_main
+    from mlsweep.cell.app import main as hydra_main  # noqa: PLC0415 (Hydra app: imported after the command-line check)
 
     hydra_main()
 

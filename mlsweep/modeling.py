@@ -4,6 +4,7 @@
 fails before anything expensive: a missing local folder, or a seqlen longer
 than the model's context.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,7 @@ def _looks_local(path: str) -> bool:
 
 
 def load_config(path: str, trust_remote_code: bool = False, revision: Optional[str] = None):
-    from transformers import AutoConfig
+    from transformers import AutoConfig  # noqa: PLC0415 (heavy: only when a model is built)
 
     if _looks_local(path) and not Path(path).expanduser().is_dir():
         raise ValueError(f"model.path={path!r}: local folder does not exist")
@@ -29,8 +30,14 @@ def load_config(path: str, trust_remote_code: bool = False, revision: Optional[s
         return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, revision=revision)
     except OSError as e:
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-        how = (" The hub is offline (HF_HUB_OFFLINE=1): download it first with "
-               f"`huggingface-cli download {path}` on a machine with network.") if offline else ""
+        how = (
+            (
+                " The hub is offline (HF_HUB_OFFLINE=1): download it first with "
+                f"`huggingface-cli download {path}` on a machine with network."
+            )
+            if offline
+            else ""
+        )
         raise ValueError(f"model.path={path!r}: cannot load its config ({e.__class__.__name__}).{how}") from e
 
 
@@ -48,11 +55,17 @@ def resolve_device(spec: str) -> torch.device:
     return torch.device(spec)
 
 
-def load_model(path: str, dtype: str, device: torch.device, trust_remote_code: bool = False,
-               revision: Optional[str] = None, attn_implementation: Optional[str] = None):
+def load_model(
+    path: str,
+    dtype: str,
+    device: torch.device,
+    trust_remote_code: bool = False,
+    revision: Optional[str] = None,
+    attn_implementation: Optional[str] = None,
+):
     """(model in eval mode on `device`, tokenizer)."""
-    from transformers import AutoModelForCausalLM
-    from transformers.utils import logging as hf_logging
+    from transformers import AutoModelForCausalLM  # noqa: PLC0415 (heavy: only when a model is built)
+    from transformers.utils import logging as hf_logging  # noqa: PLC0415 (heavy: only when a model is built)
 
     hf_logging.disable_progress_bar()  # one progress line per stage is ours to print
 
@@ -64,7 +77,7 @@ def load_model(path: str, dtype: str, device: torch.device, trust_remote_code: b
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False, revision: Optional[str] = None):
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # noqa: PLC0415 (heavy: only when a model is built)
 
     return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, revision=revision)
 
@@ -73,10 +86,12 @@ def local_folder(path: str, revision: Optional[str] = None) -> str:
     """A local folder for the model: itself, or its snapshot in the Hugging Face cache."""
     if Path(path).expanduser().is_dir():
         return str(Path(path).expanduser())
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import snapshot_download  # noqa: PLC0415 (only for hub models)
 
     try:
         return snapshot_download(path, revision=revision, local_files_only=True)
     except Exception as e:  # not downloaded: say how to get it
-        raise ValueError(f"model.path={path!r}: streaming needs the checkpoint on disk; download it first "
-                         f"with `huggingface-cli download {path}`") from e
+        raise ValueError(
+            f"model.path={path!r}: streaming needs the checkpoint on disk; download it first "
+            f"with `huggingface-cli download {path}`"
+        ) from e

@@ -1,4 +1,5 @@
 """Shared fixtures: offline hub settings, a tiny random Llama and a toy text folder."""
+
 from __future__ import annotations
 
 import os
@@ -11,7 +12,6 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-
 from helpers import make_tiny_model, write_text_folder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,10 +30,20 @@ def text_folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_overrides(tiny_model, text_folder) -> list[str]:
     """Overrides that point a cell at the tiny model and toy text."""
-    return [f"model.path={tiny_model}", "model.name=tiny", "model.seqlen=32", "model.device=cpu",
-            "calib.source.name=local", f"calib.source.path={text_folder}", "calib.languages=[aa]",
-            "calib.nsamples=4", "eval.source.name=local", f"eval.source.path={text_folder}",
-            "eval.languages=[aa,bb,cc]", "eval.max_windows=8"]
+    return [
+        f"model.path={tiny_model}",
+        "model.name=tiny",
+        "model.seqlen=32",
+        "model.device=cpu",
+        "calib.source.name=local",
+        f"calib.source.path={text_folder}",
+        "calib.languages=[aa]",
+        "calib.nsamples=4",
+        "eval.source.name=local",
+        f"eval.source.path={text_folder}",
+        "eval.languages=[aa,bb,cc]",
+        "eval.max_windows=8",
+    ]
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 Nothing is downloaded: configs come from `transformers`, tokenizers are
 trained with `tokenizers` on the text written here.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,7 @@ def write_text_folder(root: Path, splits=("calib", "test"), n_docs: int = 30) ->
             path = root / lang / f"{split}.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             docs = toy_documents(lang, n_docs, seed=i)
-            path.write_text("".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in docs),
-                            encoding="utf-8")
+            path.write_text("".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
     return root
 
 
@@ -39,17 +39,23 @@ def train_tokenizer(texts: list[str], vocab_size: int = 300):
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(texts, trainer)
     from tokenizers import decoders
+
     tok.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>",
-                                   eos_token="</s>", pad_token="<pad>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>"
+    )
 
 
-def make_tiny_model(root: Path, arch: str = "llama", vocab_size: int = 300, seed: int = 0,
-                    texts: list[str] | None = None) -> Path:
+def make_tiny_model(
+    root: Path, arch: str = "llama", vocab_size: int = 300, seed: int = 0, texts: list[str] | None = None
+) -> Path:
     """Save a tiny random causal LM of `arch` and a tokenizer to `root`; returns root."""
     from transformers import AutoModelForCausalLM
 
@@ -65,32 +71,82 @@ def make_tiny_model(root: Path, arch: str = "llama", vocab_size: int = 300, seed
 
 
 def tiny_config(arch: str, vocab_size: int):
-    from transformers import (BloomConfig, Gemma2Config, GemmaConfig, GPTNeoXConfig, LlamaConfig, MistralConfig,
-                              OPTConfig, Qwen2Config, XGLMConfig)
+    from transformers import (
+        BloomConfig,
+        Gemma2Config,
+        GemmaConfig,
+        GPTNeoXConfig,
+        LlamaConfig,
+        MistralConfig,
+        OPTConfig,
+        Qwen2Config,
+        XGLMConfig,
+    )
 
     common = dict(vocab_size=vocab_size, bos_token_id=1, eos_token_id=2, pad_token_id=3)
     if arch == "llama":
-        return LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                           num_key_value_heads=2, max_position_embeddings=64, **common)
+        return LlamaConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=64,
+            **common,
+        )
     if arch == "mistral":
-        return MistralConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                             num_key_value_heads=2, max_position_embeddings=64, **common)
+        return MistralConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=64,
+            **common,
+        )
     if arch in ("gemma", "gemma2"):
         cls = GemmaConfig if arch == "gemma" else Gemma2Config
-        return cls(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                   num_key_value_heads=2, head_dim=8, max_position_embeddings=64, **common)
+        return cls(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+            max_position_embeddings=64,
+            **common,
+        )
     if arch == "qwen2":
-        return Qwen2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                           num_key_value_heads=2, max_position_embeddings=64, **common)
+        return Qwen2Config(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=64,
+            **common,
+        )
     if arch == "bloom":
         return BloomConfig(hidden_size=32, n_layer=2, n_head=4, **common)
     if arch == "gpt_neox":
-        return GPTNeoXConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                             max_position_embeddings=64, **common)
+        return GPTNeoXConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=64,
+            **common,
+        )
     if arch == "opt":
-        return OPTConfig(hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4,
-                         max_position_embeddings=64, word_embed_proj_dim=32, **common)
+        return OPTConfig(
+            hidden_size=32,
+            ffn_dim=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=64,
+            word_embed_proj_dim=32,
+            **common,
+        )
     if arch == "xglm":
-        return XGLMConfig(d_model=32, ffn_dim=64, num_layers=2, attention_heads=4, max_position_embeddings=64,
-                          **common)
+        return XGLMConfig(d_model=32, ffn_dim=64, num_layers=2, attention_heads=4, max_position_embeddings=64, **common)
     raise ValueError(f"unknown test architecture {arch!r}")

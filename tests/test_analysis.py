@@ -1,15 +1,18 @@
 """Analyses: bit-packed masks and their overlap across calibration languages; language similarity."""
+
 import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-
-import mlsweep.app  # noqa: F401
-from mlsweep import CONF_DIR
-from mlsweep.analysis import jaccard, language_similarity, load_masks, mask_overlap, save_masks, similarity
-from mlsweep.cell import run_cell
 from test_prune_api import calib, tiny
+
+import mlsweep.cell.app  # noqa: F401
+from mlsweep import CONF_DIR, PACKAGE_DIR
+from mlsweep.analysis import jaccard, mask_overlap
+from mlsweep.analysis.similarity import language_similarity, similarity
+from mlsweep.cell.app import run_config
 from mlsweep.prune import prune_model
+from mlsweep.prune.maskfile import load_masks, save_masks
 
 
 def test_masks_round_trip_bit_packed(tmp_path):
@@ -31,22 +34,33 @@ def test_mask_overlap_between_calibration_languages(tmp_path, tiny_overrides):
     for lang in ("aa", "bb", "cc"):
         cfg = None
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose("config", overrides=tiny_overrides + [f"calib={'en'}", f"calib.name={lang}",
-                                                                f"calib.languages=[{lang}]", "runtime.save_masks=true"])
-        assert run_cell(cfg, tmp_path / lang)["status"] == "done"
+            cfg = compose(
+                "config",
+                overrides=tiny_overrides
+                + [f"calib={'en'}", f"calib.name={lang}", f"calib.languages=[{lang}]", "runtime.save_masks=true"],
+            )
+        assert run_config(cfg, tmp_path / lang)["status"] == "done"
     table = mask_overlap([tmp_path])
     assert len(table) == 3 and set(table.columns) >= {"calib_a", "calib_b", "block0", "block1", "overall"}
     assert ((table["overall"] > 0.3) & (table["overall"] < 1.0)).all()
 
 
 def test_language_similarity_on_the_testbed():
-    sim = similarity(str(CONF_DIR.parent / "mlsweep" / "testbed" / "model"), "testbed", "calib",
-                     ["en", "es", "de", "zh"], nsamples=4, seqlen=64, seed=1)
+    sim = similarity(
+        str(PACKAGE_DIR / "testbed" / "model"),
+        "testbed",
+        "calib",
+        ["en", "es", "de", "zh"],
+        nsamples=4,
+        seqlen=64,
+        seed=1,
+    )
     assert sim.shape == (4, 4) and np.allclose(np.diag(sim.values), 1.0)
     assert sim.loc["es", "de"] > sim.loc["es", "zh"], "close relatives are more similar"
 
 
 def test_cosine_of_identical_and_orthogonal():
-    sim = language_similarity({"a": torch.tensor([1.0, 0.0]), "b": torch.tensor([0.0, 2.0]),
-                               "c": torch.tensor([3.0, 0.0])})
+    sim = language_similarity(
+        {"a": torch.tensor([1.0, 0.0]), "b": torch.tensor([0.0, 2.0]), "c": torch.tensor([3.0, 0.0])}
+    )
     assert sim.loc["a", "c"] == pytest.approx(1.0) and sim.loc["a", "b"] == pytest.approx(0.0)

@@ -1,14 +1,15 @@
 """One full cell on a tiny random model: the documented row, atomically written."""
+
 import json
 import math
 
 import pytest
 from hydra import compose, initialize_config_dir
 
-import mlsweep.app  # noqa: F401
+import mlsweep.cell.app  # noqa: F401
 from mlsweep import CONF_DIR
-from mlsweep.cell import run_cell
-from mlsweep.results import ROW_SCHEMA
+from mlsweep.cell.app import run_config
+from mlsweep.results.row import ROW_SCHEMA
 
 
 def compose_cfg(overrides):
@@ -25,7 +26,7 @@ def schema_matches(key: str) -> bool:
 
 def test_a_wanda_cell_produces_the_documented_row(tmp_path, tiny_overrides):
     cfg = compose_cfg(tiny_overrides + ["pruner=wanda", "calib.languages=[aa,bb]", "sparsity.target=0.5"])
-    row = run_cell(cfg, tmp_path)
+    row = run_config(cfg, tmp_path)
     assert row["status"] == "done", row["error"]
     on_disk = json.loads((tmp_path / "result.json").read_text())
     assert on_disk["cell_id"] == row["cell_id"] and on_disk["status"] == "done"
@@ -44,16 +45,16 @@ def test_a_wanda_cell_produces_the_documented_row(tmp_path, tiny_overrides):
 
 
 def test_dense_cell_records_no_calibration_axes(tmp_path, tiny_overrides):
-    row = run_cell(compose_cfg(tiny_overrides + ["pruner=dense"]), tmp_path)
+    row = run_config(compose_cfg(tiny_overrides + ["pruner=dense"]), tmp_path)
     assert row["status"] == "done"
     assert row["calib"] == "-" and row["sparsity_target"] == 0.0 and row["sparsity_measured"] == 0.0
     assert "time/calib_s" not in row
 
 
 def test_calibration_is_seeded(tmp_path, tiny_overrides):
-    a = run_cell(compose_cfg(tiny_overrides + ["calib.seed=3"]), tmp_path / "a")
-    b = run_cell(compose_cfg(tiny_overrides + ["calib.seed=3"]), tmp_path / "b")
-    c = run_cell(compose_cfg(tiny_overrides + ["calib.seed=4"]), tmp_path / "c")
+    a = run_config(compose_cfg(tiny_overrides + ["calib.seed=3"]), tmp_path / "a")
+    b = run_config(compose_cfg(tiny_overrides + ["calib.seed=3"]), tmp_path / "b")
+    c = run_config(compose_cfg(tiny_overrides + ["calib.seed=4"]), tmp_path / "c")
     assert a["ppl/aa"] == b["ppl/aa"]
     assert a["cell_id"] == b["cell_id"] != c["cell_id"]
     assert a["ppl/aa"] != c["ppl/aa"]
@@ -70,8 +71,8 @@ def test_readme_documents_exactly_the_row_schema():
 
 def test_streamed_cell_gives_the_in_memory_numbers(tmp_path, tiny_overrides):
     base = tiny_overrides + ["pruner=sparsegpt", "sparsity=owl", "sparsity.owl_lambda=0.1"]
-    mem = run_cell(compose_cfg(base), tmp_path / "mem")
-    disk = run_cell(compose_cfg(base + ["engine.stream_from_disk=true"]), tmp_path / "disk")
+    mem = run_config(compose_cfg(base), tmp_path / "mem")
+    disk = run_config(compose_cfg(base + ["engine.stream_from_disk=true"]), tmp_path / "disk")
     assert mem["status"] == disk["status"] == "done", (mem["error"], disk["error"])
     assert (tmp_path / "disk" / "pruned_model" / "model.safetensors.index.json").exists()
     assert mem["cell_id"] == disk["cell_id"], "where it is computed is not part of the identity"
@@ -81,21 +82,25 @@ def test_streamed_cell_gives_the_in_memory_numbers(tmp_path, tiny_overrides):
 
 
 def test_magnitude_with_owl_uses_calibration(tmp_path, tiny_overrides):
-    row = run_cell(compose_cfg(tiny_overrides + ["pruner=magnitude", "sparsity=owl"]), tmp_path)
+    row = run_config(compose_cfg(tiny_overrides + ["pruner=magnitude", "sparsity=owl"]), tmp_path)
     assert row["status"] == "done", row["error"]
     assert row["calib"] != "-" and "calib_count/aa" in row
 
 
 def test_target_mix_calibrates_in_each_evaluation_language(tmp_path, tiny_overrides):
-    target = run_cell(compose_cfg(tiny_overrides + ["calib=target", "eval.languages=[aa,cc]"]), tmp_path / "t")
+    target = run_config(compose_cfg(tiny_overrides + ["calib=target", "eval.languages=[aa,cc]"]), tmp_path / "t")
     assert target["status"] == "done", target["error"]
     assert target["calib"] == "target" and target["calib_count/aa"] == 4 and target["calib_count/cc"] == 4
-    single = run_cell(compose_cfg(tiny_overrides + ["calib.languages=[cc]", "eval.languages=[cc]"]), tmp_path / "c")
+    single = run_config(compose_cfg(tiny_overrides + ["calib.languages=[cc]", "eval.languages=[cc]"]), tmp_path / "c")
     assert target["ppl/cc"] == pytest.approx(single["ppl/cc"])
 
 
 def test_weighted_mix(tmp_path, tiny_overrides):
-    row = run_cell(compose_cfg(tiny_overrides + ["calib=en_sw", "calib.languages=[aa,bb]",
-                                                 "++calib.weights={aa: 0.75, bb: 0.25}"]), tmp_path)
+    row = run_config(
+        compose_cfg(
+            tiny_overrides + ["calib=en_sw", "calib.languages=[aa,bb]", "++calib.weights={aa: 0.75, bb: 0.25}"]
+        ),
+        tmp_path,
+    )
     assert row["status"] == "done", row["error"]
     assert row["calib_count/aa"] == 3 and row["calib_count/bb"] == 1

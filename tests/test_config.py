@@ -1,4 +1,5 @@
 """Config tree: every option of every group composes; bad input is rejected early, naming the field."""
+
 import subprocess
 import sys
 
@@ -6,9 +7,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-import mlsweep.app  # noqa: F401  (registers the schemas)
+import mlsweep.cell.app  # noqa: F401  (registers the schemas)
 from mlsweep import CONF_DIR
-from mlsweep.cell import run_cell
+from mlsweep.cell.app import run_config
 from mlsweep.prune.registry import all_pruners
 
 GROUPS = ["model", "pruner", "calib", "sparsity", "eval", "logger"]
@@ -50,6 +51,24 @@ def test_a_wrong_type_fails_at_compose_time():
         compose_cfg(["sparsity.target=half"])
 
 
+@pytest.mark.parametrize(
+    "override,allowed",
+    [
+        ("model.dtype=float8", "float32, float16, bfloat16"),
+        ("sparsity.allocation=owll", "cwl, owl, uniform"),
+        ("calib.mix=propotional", "proportional"),
+        ("calib.format=translate", "translation"),
+        ("engine.propagation=sideways", "sequential, dense"),
+        ("calib.source.name=mc5", "mc4"),
+    ],
+)
+def test_an_option_outside_its_registry_fails_at_compose_time_listing_the_allowed(override, allowed):
+    with pytest.raises(Exception) as err:
+        compose_cfg([override])
+    text = f"{err.value} {err.value.__cause__}"
+    assert override.split("=")[1] in text and allowed in text
+
+
 def test_unknown_pruner_on_the_cli_says_did_you_mean():
     proc = subprocess.run([sys.executable, "-m", "mlsweep", "pruner=wandaa"], capture_output=True, text=True)
     assert proc.returncode != 0
@@ -57,20 +76,22 @@ def test_unknown_pruner_on_the_cli_says_did_you_mean():
     assert f"Available: {', '.join(options('pruner'))}" in proc.stderr
 
 
-@pytest.mark.parametrize("override,field", [
-    ("sparsity.target=1.0", "sparsity.target"),
-    ("sparsity.target=-0.2", "sparsity.target"),
-    ("calib.languages=[xx]", "calib.languages"),
-    ("eval.languages=[aa,zz]", "eval.languages"),
-    ("calib.nsamples=0", "calib.nsamples"),
-    ("model.seqlen=4096", "model.seqlen"),
-    ("model.path=/nonexistent/model", "model.path"),
-    ("calib.split=test", "calib.split"),
-    ("model.dtype=float8", "model.dtype"),
-])
+@pytest.mark.parametrize(
+    "override,field",
+    [
+        ("sparsity.target=1.0", "sparsity.target"),
+        ("sparsity.target=-0.2", "sparsity.target"),
+        ("calib.languages=[xx]", "calib.languages"),
+        ("eval.languages=[aa,zz]", "eval.languages"),
+        ("calib.nsamples=0", "calib.nsamples"),
+        ("model.seqlen=4096", "model.seqlen"),
+        ("model.path=/nonexistent/model", "model.path"),
+        ("calib.split=test", "calib.split"),
+    ],
+)
 def test_bad_input_is_rejected_before_weights_are_loaded(tmp_path, tiny_overrides, override, field):
     cfg = compose_cfg(tiny_overrides + [override])
-    row = run_cell(cfg, tmp_path)
+    row = run_config(cfg, tmp_path)
     assert row["status"] == "failed"
     assert field in row["error"], row["error"]
     assert "time/load_s" not in row, "the model must not be loaded for a config error"

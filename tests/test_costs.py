@@ -1,19 +1,30 @@
 """The cost estimate behind `mlsweep plan` and the per-cell resource rules."""
+
 import json
 
 import pytest
-from omegaconf import OmegaConf
 
-from mlsweep import costs
-from mlsweep.costs import Cost, Shape, estimate, model_shape, shape_from_config_json
-from mlsweep.resources import check_rules, resources_for
+from mlsweep.config.spec import ModelSpec
+from mlsweep.prune.registry import get_pruner
+from mlsweep.sweep import costs
+from mlsweep.sweep.costs import Cost, Shape, estimate, model_shape, shape_from_config_json
+from mlsweep.sweep.resources import check_rules, resources_for
 
 LLAMA3_8B = Shape(8.03e9, 32, 4096, 14336, 128256, "test")
 
 
 def test_memory_formula_by_hand():
-    c = estimate(LLAMA3_8B, dtype="float16", pruner="wanda", calibrated=True, nsamples=128, seqlen=2048,
-                 eval_languages=7, eval_windows=10, eval_batch=8)
+    c = estimate(
+        LLAMA3_8B,
+        dtype="float16",
+        pruner=get_pruner("wanda"),
+        calibrated=True,
+        nsamples=128,
+        seqlen=2048,
+        eval_languages=7,
+        eval_windows=10,
+        eval_batch=8,
+    )
     weights = 8.03e9 * 2
     acts = 2 * 128 * 2048 * 4096 * 2
     solver = 2 * 4 * 4096 * 14336
@@ -22,8 +33,16 @@ def test_memory_formula_by_hand():
 
 
 def test_time_formula_by_hand():
-    c = estimate(LLAMA3_8B, dtype="float16", pruner="wanda", calibrated=True, nsamples=128, seqlen=2048,
-                 eval_languages=7, eval_windows=10)
+    c = estimate(
+        LLAMA3_8B,
+        dtype="float16",
+        pruner=get_pruner("wanda"),
+        calibrated=True,
+        nsamples=128,
+        seqlen=2048,
+        eval_languages=7,
+        eval_windows=10,
+    )
     flops = 2 * 2 * 8.03e9 * 128 * 2048 + 2 * 8.03e9 * 7 * 10 * 2048
     seconds = flops / costs.THROUGHPUT + 8.03e9 * 2 / costs.LOAD_RATE + costs.STARTUP
     assert c.gpu_hours == pytest.approx(seconds / 3600)
@@ -31,8 +50,17 @@ def test_time_formula_by_hand():
 
 def test_costs_grow_with_model_method_and_data():
     def est(shape=LLAMA3_8B, pruner="wanda", n=128, **kw):
-        return estimate(shape, dtype="float16", pruner=pruner, calibrated=pruner != "dense", nsamples=n,
-                        seqlen=2048, eval_languages=7, **kw)
+        return estimate(
+            shape,
+            dtype="float16",
+            pruner=get_pruner(pruner),
+            calibrated=pruner != "dense",
+            nsamples=n,
+            seqlen=2048,
+            eval_languages=7,
+            **kw,
+        )
+
     small = Shape(0.56e9, 24, 1024, 4096, 250880, "test")
     assert est(small).gpu_hours < est().gpu_hours and est(small).gpu_mem_gb < est().gpu_mem_gb
     assert est(pruner="sparsegpt").gpu_hours > est().gpu_hours > est(pruner="dense").gpu_hours
@@ -45,26 +73,41 @@ def test_costs_grow_with_model_method_and_data():
 
 
 def test_model_shape_from_config_json_yaml_dims_or_params_alone(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({
-        "model_type": "llama", "hidden_size": 4096, "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 32, "intermediate_size": 14336,
-        "vocab_size": 128256, "tie_word_embeddings": False}))
-    s = model_shape(OmegaConf.create({"path": str(tmp_path)}))
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "hidden_size": 4096,
+                "num_attention_heads": 32,
+                "num_key_value_heads": 8,
+                "num_hidden_layers": 32,
+                "intermediate_size": 14336,
+                "vocab_size": 128256,
+                "tie_word_embeddings": False,
+            }
+        )
+    )
+    s = model_shape(ModelSpec("m", str(tmp_path)))
     assert s.source == "config.json" and s.params == pytest.approx(8.03e9, rel=0.01)  # Llama-3 8B's count
     bloom = shape_from_config_json({"model_type": "bloom", "n_embd": 1024, "n_layer": 24, "vocab_size": 250880})
     assert bloom.params == pytest.approx(0.56e9, rel=0.03) and bloom.intermediate == 4096
-    yaml = model_shape(OmegaConf.create({"path": "org/none", "params_b": 8.03,
-                                         "dims": {"layers": 32, "hidden": 4096, "intermediate": 14336,
-                                                  "vocab": 256000}}))
+    yaml = model_shape(
+        ModelSpec(
+            "m", "org/none", params_b=8.03, dims={"layers": 32, "hidden": 4096, "intermediate": 14336, "vocab": 256000}
+        )
+    )
     assert yaml.source == "model config" and yaml.vocab == 256000
-    guess = model_shape(OmegaConf.create({"path": "org/none", "params_b": 8.0, "dims": {}}))
+    guess = model_shape(ModelSpec("m", "org/none", params_b=8.0))
     assert 3500 < guess.hidden < 5000 and 24 <= guess.layers <= 40
     with pytest.raises(ValueError, match="model.params_b"):
-        model_shape(OmegaConf.create({"path": "org/not-cached", "params_b": None, "dims": {}}))
+        model_shape(ModelSpec("m", "org/not-cached"))
 
 
-RULES = [{"max_params_b": 1.5, "mem_gb": 32, "timeout_min": 60},
-         {"max_params_b": 15, "mem_gb": 64, "timeout_min": 240},
-         {"max_params_b": 100, "mem_gb": 256, "gpus_per_node": 4, "timeout_min": 1440}]
+RULES = [
+    {"max_params_b": 1.5, "mem_gb": 32, "timeout_min": 60},
+    {"max_params_b": 15, "mem_gb": 64, "timeout_min": 240},
+    {"max_params_b": 100, "mem_gb": 256, "gpus_per_node": 4, "timeout_min": 1440},
+]
 ALLOWED = ["mem_gb", "timeout_min", "gpus_per_node", "cpus_per_task", "partition"]
 
 

@@ -1,15 +1,17 @@
 """The pruning engine on every supported architecture, and its options, against hand computations."""
+
 import math
 
 import pytest
 import torch
+from helpers import tiny_config
 from torch import nn
 from transformers import AutoModelForCausalLM
 
-from helpers import tiny_config
 from mlsweep.prune import prune_model
 from mlsweep.prune.allocation import owl_sparsities
 from mlsweep.prune.arch import find_blocks, find_linears
+from mlsweep.prune.registry import all_pruners
 
 ARCHS = ["llama", "mistral", "qwen2", "gemma", "gemma2", "bloom", "xglm", "gpt_neox", "opt"]
 
@@ -28,12 +30,21 @@ def outside_blocks(model):
     return {n: p.detach().clone() for n, p in model.named_parameters() if id(p) not in in_blocks}
 
 
+PRUNING = [s for s in all_pruners() if s.prunes]  # every registered pruner inherits these tests
+
+
+def tags_for(spec, n):
+    """Row tags a pruner can work with: the tags it requires, else two languages."""
+    tags = spec.required_tags(spec.check_params({})) or ("aa", "bb")
+    return [tags[i % len(tags)] for i in range(n)]
+
+
 @pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("method", ["wanda", "sparsegpt", "magnitude"])
-def test_every_architecture_prunes_end_to_end(arch, method):
+@pytest.mark.parametrize("spec", PRUNING, ids=lambda s: s.name)
+def test_every_architecture_prunes_end_to_end(arch, spec):
     model = tiny(arch)
     before = outside_blocks(model)
-    report = prune_model(model, calib(), method, 0.5, batch_size=4)
+    report = prune_model(model, calib(), spec.name, 0.5, engine=dict(batch_size=4), languages=tags_for(spec, 6))
     assert report.overall == pytest.approx(0.5, abs=0.02)
     assert len(report.per_linear) >= 4 * len(report.per_block)
     for name, p in outside_blocks(model).items():
@@ -69,18 +80,18 @@ def test_wanda_mask_equals_per_row_sort_of_hand_accumulated_statistics():
     model, rows = tiny(), calib(8)
     X = block_inputs(model, "mlp.down_proj", rows)  # (tokens, d_in), sample by sample
     W = model.model.layers[0].mlp.down_proj.weight.detach().clone()
-    score = W.abs() * torch.sqrt((X ** 2).sum(0) / len(rows))
+    score = W.abs() * torch.sqrt((X**2).sum(0) / len(rows))
     k = int(W.shape[1] * 0.6)
     expected = torch.zeros_like(W, dtype=torch.bool).scatter_(1, torch.sort(score, dim=1, stable=True)[1][:, :k], True)
-    prune_model(model, rows, "wanda", 0.6, batch_size=3)
+    prune_model(model, rows, "wanda", 0.6, engine=dict(batch_size=3))
     assert torch.equal(model.model.layers[0].mlp.down_proj.weight == 0, expected)
 
 
-@pytest.mark.parametrize("method", ["magnitude", "wanda", "sparsegpt"])
+@pytest.mark.parametrize("spec", PRUNING, ids=lambda s: s.name)
 @pytest.mark.parametrize("pattern,n,m", [("2:4", 2, 4), ("4:8", 4, 8)])
-def test_nm_holds_in_every_group_of_every_linear(method, pattern, n, m):
+def test_nm_holds_in_every_group_of_every_linear(spec, pattern, n, m):
     model = tiny()
-    prune_model(model, calib(), method, n / m, pattern)
+    prune_model(model, calib(), spec.name, n / m, pattern, languages=tags_for(spec, 6))
     for block in find_blocks(model):
         for lin in find_linears(block).values():
             zeros = (lin.weight == 0).reshape(lin.weight.shape[0], -1, m).sum(-1)
@@ -109,7 +120,9 @@ def test_owl_follows_the_reference_mapping_for_skewed_ratios():
 
 def test_owl_through_the_engine_records_per_block_targets():
     model = tiny()
-    report = prune_model(model, calib(), "wanda", 0.5, allocation="owl", owl_lambda=0.1, owl_m=5)
+    report = prune_model(
+        model, calib(), "wanda", 0.5, allocation="owl", allocation_params=dict(owl_lambda=0.1, owl_m=5)
+    )
     assert sum(report.allocated) / len(report.allocated) == pytest.approx(0.5)
     assert sorted(report.allocated) == pytest.approx([0.4, 0.6])
     for got, want in zip(report.per_block, report.allocated):
@@ -117,17 +130,22 @@ def test_owl_through_the_engine_records_per_block_targets():
 
 
 def test_true_sequential_groups_follow_the_forward_order_and_change_the_result():
-    from mlsweep.prune.loop import LoopOptions, capture_inputs, linear_groups
+    from mlsweep.prune.capture import CalibBatch, capture_inputs
+    from mlsweep.prune.loop import linear_groups
 
     model = tiny()
     blocks = find_blocks(model)
-    data = capture_inputs(model, blocks, [(calib(2), None)], LoopOptions(), torch.device("cpu"))
+    data = capture_inputs(model, blocks, [CalibBatch(calib(2))], torch.device("cpu"))
     groups = linear_groups(blocks[0], find_linears(blocks[0]), data[0], torch.device("cpu"))
-    assert [sorted(g) for g in groups] == [["self_attn.k_proj", "self_attn.q_proj", "self_attn.v_proj"],
-                                           ["self_attn.o_proj"], ["mlp.gate_proj", "mlp.up_proj"], ["mlp.down_proj"]]
+    assert [sorted(g) for g in groups] == [
+        ["self_attn.k_proj", "self_attn.q_proj", "self_attn.v_proj"],
+        ["self_attn.o_proj"],
+        ["mlp.gate_proj", "mlp.up_proj"],
+        ["mlp.down_proj"],
+    ]
     a, b = tiny(), tiny()
     prune_model(a, calib(), "sparsegpt", 0.5)
-    prune_model(b, calib(), "sparsegpt", 0.5, true_sequential=True)
+    prune_model(b, calib(), "sparsegpt", 0.5, engine=dict(true_sequential=True))
     qa, qb = a.model.layers[0].self_attn.q_proj.weight, b.model.layers[0].self_attn.q_proj.weight
     da, db = a.model.layers[0].mlp.down_proj.weight, b.model.layers[0].mlp.down_proj.weight
     assert torch.equal(qa, qb), "the first group sees the same inputs either way"
@@ -145,24 +163,27 @@ def test_dense_propagation_feeds_block_two_with_dense_inputs():
     h.remove()
     X = torch.cat(X)
     W = lin.weight.detach().clone()
-    score = W.abs() * torch.sqrt((X ** 2).sum(0))
+    score = W.abs() * torch.sqrt((X**2).sum(0))
     expected = torch.zeros_like(W, dtype=torch.bool).scatter_(1, torch.sort(score, dim=1, stable=True)[1][:, :32], True)
     model = tiny()
-    prune_model(model, rows, "wanda", 0.5, propagation="dense", activations_on_cpu=True)
+    prune_model(model, rows, "wanda", 0.5, engine=dict(propagation="dense", activations_on_cpu=True))
     assert torch.equal(model.model.layers[1].mlp.down_proj.weight == 0, expected)
     seq = tiny()
     prune_model(seq, rows, "wanda", 0.5)
     assert not torch.equal(seq.model.layers[1].mlp.down_proj.weight == 0, expected)
 
 
-@pytest.mark.parametrize("kwargs,needle", [
-    (dict(sparsity=0.5, pattern="2:4", allocation="owl"), "'unstructured' only"),
-    (dict(sparsity=0.7, allocation="owl", owl_lambda=0.4), "sparsity.owl_lambda"),
-    (dict(sparsity=0.5, allocation="layerwise"), "sparsity.allocation"),
-    (dict(sparsity=0.5, method="sparsegpt", blocksize=0), "pruner.blocksize"),
-    (dict(sparsity=0.5, propagation="sideways"), "engine.propagation"),
-    (dict(sparsity=0.5, calibration=torch.ones(4, 1, dtype=torch.long)), "too short"),
-])
+@pytest.mark.parametrize(
+    "kwargs,needle",
+    [
+        (dict(sparsity=0.5, pattern="2:4", allocation="owl"), "'unstructured' only"),
+        (dict(sparsity=0.7, allocation="owl", allocation_params=dict(owl_lambda=0.4)), "sparsity.owl_lambda"),
+        (dict(sparsity=0.5, allocation="layerwise"), "sparsity.allocation"),
+        (dict(sparsity=0.5, method="sparsegpt", params=dict(blocksize=0)), "pruner.blocksize"),
+        (dict(sparsity=0.5, engine=dict(propagation="sideways")), "engine.propagation"),
+        (dict(sparsity=0.5, calibration=torch.ones(4, 1, dtype=torch.long)), "too short"),
+    ],
+)
 def test_engine_options_are_checked_before_any_weight_changes(kwargs, needle):
     model = tiny()
     before = {k: v.clone() for k, v in model.state_dict().items()}

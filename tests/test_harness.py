@@ -1,4 +1,5 @@
 """lm-eval on the in-memory model: built-in templates on local files, the traps, the row."""
+
 import json
 from pathlib import Path
 
@@ -7,16 +8,16 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-import mlsweep.app  # noqa: F401
-from mlsweep import CONF_DIR
-from mlsweep.cell import run_cell
+import mlsweep.cell.app  # noqa: F401
+from mlsweep import CONF_DIR, PACKAGE_DIR
+from mlsweep.cell.app import run_config
 from mlsweep.evaluate.harness import run_tasks
 from mlsweep.modeling import load_model
 from mlsweep.prune import prune_model
 
 pytestmark = pytest.mark.integration
 TASKS_DIR = Path(lm_eval.__file__).parent / "tasks"
-TESTBED = Path(mlsweep.app.__file__).parent / "testbed" / "model"
+TESTBED = PACKAGE_DIR / "testbed" / "model"
 
 
 def compose_cfg(overrides):
@@ -34,40 +35,56 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 def local_tasks(tmp_path_factory) -> Path:
     """lm-eval's own xcopa and xnli YAMLs (via include:) pointed at small local files in the HF schemas."""
     root = tmp_path_factory.mktemp("tasks")
-    copa = [{"premise": f"The man lost item {i}.", "choice1": "He searched for it.", "choice2": "He sang a song.",
-             "question": "effect" if i % 2 else "cause", "label": i % 2, "idx": i} for i in range(12)]
-    nli = [{"premise": f"The dog {i} runs in the park", "hypothesis": "An animal moves", "label": i % 3}
-           for i in range(12)]
+    copa = [
+        {
+            "premise": f"The man lost item {i}.",
+            "choice1": "He searched for it.",
+            "choice2": "He sang a song.",
+            "question": "effect" if i % 2 else "cause",
+            "label": i % 2,
+            "idx": i,
+        }
+        for i in range(12)
+    ]
+    nli = [
+        {"premise": f"The dog {i} runs in the park", "hypothesis": "An animal moves", "label": i % 3} for i in range(12)
+    ]
     for split in ("validation", "test"):
         write_jsonl(root / "data" / f"xcopa_{split}.jsonl", copa)
     for split in ("train", "validation"):
         write_jsonl(root / "data" / f"xnli_{split}.jsonl", nli)
-    (root / "local_xcopa_it.yaml").write_text(f"""include: {TASKS_DIR / 'xcopa' / 'default_it.yaml'}
+    (root / "local_xcopa_it.yaml").write_text(f"""include: {TASKS_DIR / "xcopa" / "default_it.yaml"}
 task: local_xcopa_it
 dataset_path: json
 dataset_name: null
 dataset_kwargs:
   data_files:
-    validation: {root / 'data' / 'xcopa_validation.jsonl'}
-    test: {root / 'data' / 'xcopa_test.jsonl'}
+    validation: {root / "data" / "xcopa_validation.jsonl"}
+    test: {root / "data" / "xcopa_test.jsonl"}
 """)
-    (root / "local_xnli_de.yaml").write_text(f"""include: {TASKS_DIR / 'xnli' / 'xnli_de.yaml'}
+    (root / "local_xnli_de.yaml").write_text(f"""include: {TASKS_DIR / "xnli" / "xnli_de.yaml"}
 task: local_xnli_de
 dataset_path: json
 dataset_name: null
 dataset_kwargs:
   data_files:
-    train: {root / 'data' / 'xnli_train.jsonl'}
-    validation: {root / 'data' / 'xnli_validation.jsonl'}
+    train: {root / "data" / "xnli_train.jsonl"}
+    validation: {root / "data" / "xnli_validation.jsonl"}
 """)
     return root
 
 
-def test_builtin_xcopa_and_xnli_templates_run_on_local_files_and_land_in_the_row(tmp_path, tiny_overrides,
-                                                                                   local_tasks):
-    cfg = compose_cfg(tiny_overrides + ["pruner=wanda", f"eval.include_paths=[{local_tasks}]",
-                                        "eval.tasks=[local_xcopa_it,local_xnli_de]", "eval.batch_size=4"])
-    row = run_cell(cfg, tmp_path)
+def test_builtin_xcopa_and_xnli_templates_run_on_local_files_and_land_in_the_row(tmp_path, tiny_overrides, local_tasks):
+    cfg = compose_cfg(
+        tiny_overrides
+        + [
+            "pruner=wanda",
+            f"eval.include_paths=[{local_tasks}]",
+            "eval.tasks=[local_xcopa_it,local_xnli_de]",
+            "eval.batch_size=4",
+        ]
+    )
+    row = run_config(cfg, tmp_path)
     assert row["status"] == "done", row["error"]
     assert row["n/local_xcopa_it"] == 12 and row["n/local_xnli_de"] == 12
     for task in ("local_xcopa_it", "local_xnli_de"):
@@ -77,6 +94,7 @@ def test_builtin_xcopa_and_xnli_templates_run_on_local_files_and_land_in_the_row
 
 def test_two_models_in_one_process_get_their_own_results():
     """No response cache and no carried batch size: dense, pruned, dense again."""
+
     def acc(model, tokenizer):
         return run_tasks(model, tokenizer, ["testbed_xcopa_en"], batch_size=16, limit=100)["acc/testbed_xcopa_en"]
 
@@ -91,25 +109,26 @@ def test_two_models_in_one_process_get_their_own_results():
 
 
 def test_unknown_task_fails_before_weights_with_did_you_mean(tmp_path, tiny_overrides):
-    row = run_cell(compose_cfg(tiny_overrides + ["eval.tasks=[testbed_xcopa_enn]"]), tmp_path)
+    row = run_config(compose_cfg(tiny_overrides + ["eval.tasks=[testbed_xcopa_enn]"]), tmp_path)
     assert row["status"] == "failed" and "time/load_s" not in row
     assert "eval.tasks" in row["error"] and "testbed_xcopa_en" in row["error"]
 
 
 def test_hub_task_offline_fails_before_pruning_naming_the_dataset(tmp_path, tiny_overrides, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    row = run_cell(compose_cfg(tiny_overrides + ["eval.tasks=[xnli_sw]"]), tmp_path)
+    row = run_config(compose_cfg(tiny_overrides + ["eval.tasks=[xnli_sw]"]), tmp_path)
     assert row["status"] == "failed" and "time/load_s" not in row
     assert "facebook/xnli" in row["error"] and "python -m mlsweep.data.download" in row["error"]
 
 
 def test_testbed_accuracy_is_above_chance_dense_and_drops_when_pruned(tmp_path):
-    dense = run_cell(compose_cfg(["pruner=dense", "eval=quick"]), tmp_path / "dense")
-    pruned = run_cell(compose_cfg(["pruner=wanda", "calib=uniform", "sparsity.target=0.7", "eval=quick"]),
-                      tmp_path / "pruned")
+    dense = run_config(compose_cfg(["pruner=dense", "eval=quick"]), tmp_path / "dense")
+    pruned = run_config(
+        compose_cfg(["pruner=wanda", "calib=uniform", "sparsity.target=0.7", "eval=quick"]), tmp_path / "pruned"
+    )
     assert dense["status"] == pruned["status"] == "done"
     langs = ["en", "zh", "es", "ar", "ru", "de", "sw"]
-    mean = lambda row: sum(row[f"acc/testbed_xcopa_{l}"] for l in langs) / len(langs)
+    mean = lambda row: sum(row[f"acc/testbed_xcopa_{lang}"] for lang in langs) / len(langs)
     assert mean(dense) > 0.7 and dense["acc/testbed_xcopa_en"] > 0.9
     assert mean(pruned) < mean(dense)
-    assert all(pruned[f"ppl/{l}"] > dense[f"ppl/{l}"] for l in langs)
+    assert all(pruned[f"ppl/{lang}"] > dense[f"ppl/{lang}"] for lang in langs)

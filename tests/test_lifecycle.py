@@ -1,4 +1,5 @@
 """Idempotent cells and the sweep lifecycle with local launchers: skip done, re-run failed and killed cells."""
+
 import json
 import os
 import signal
@@ -7,40 +8,42 @@ import sys
 import time
 
 import pytest
-
-from mlsweep.cell import CHECKPOINT_DIR, run_cell
-from mlsweep.jobenv import job_threads
-from mlsweep.lifecycle import MARKER_FILE, format_status, scan, sweep_status, write_plan
-from mlsweep.results import atomic_write_json
 from test_cell import compose_cfg
+
+from mlsweep.cell.app import run_config
+from mlsweep.cell.jobenv import job_threads
+from mlsweep.cell.run import CHECKPOINT_DIR
+from mlsweep.results.cellfolder import MARKER_FILE, atomic_write_json
+from mlsweep.sweep.lifecycle import format_status, scan, sweep_status, write_plan
 
 
 def test_a_done_cell_is_returned_as_is_and_a_failed_one_is_kept_and_rerun(tmp_path, tiny_overrides):
     cfg = compose_cfg(tiny_overrides + ["pruner=sparsegpt"])
-    first = run_cell(cfg, tmp_path)
+    first = run_config(cfg, tmp_path)
     assert first["status"] == "done" and first["threads"] >= 1 and first["job_id"] is None
     assert not (tmp_path / MARKER_FILE).exists() and not (tmp_path / CHECKPOINT_DIR).exists()
-    again = run_cell(cfg, tmp_path)
+    again = run_config(cfg, tmp_path)
     assert again == first  # read back, not recomputed
 
     failed = dict(first, status="failed", error="RuntimeError: node lost")
     atomic_write_json(tmp_path / "result.json", failed)
-    rerun = run_cell(cfg, tmp_path)
+    rerun = run_config(cfg, tmp_path)
     assert rerun["status"] == "done" and rerun["finished_at"] >= first["finished_at"]
     assert json.loads((tmp_path / "attempts" / "1.json").read_text())["error"] == "RuntimeError: node lost"
 
 
 def test_a_row_of_another_cell_in_the_folder_is_not_taken_for_this_one(tmp_path, tiny_overrides):
-    run_cell(compose_cfg(tiny_overrides + ["sparsity.target=0.5"]), tmp_path)
-    row = run_cell(compose_cfg(tiny_overrides + ["sparsity.target=0.6"]), tmp_path)
+    run_config(compose_cfg(tiny_overrides + ["sparsity.target=0.5"]), tmp_path)
+    row = run_config(compose_cfg(tiny_overrides + ["sparsity.target=0.6"]), tmp_path)
     assert row["sparsity_target"] == 0.6 and row["sparsity_measured"] > 0.55
 
 
 def test_scan_tells_done_failed_killed_and_todo(tmp_path):
     for name, status in (("a", "done"), ("b", "failed")):
-        atomic_write_json(tmp_path / name / "result.json", {"cell_id": name, "status": status,
-                                                             "error": "ValueError: bad\nmore" if status == "failed"
-                                                             else None})
+        atomic_write_json(
+            tmp_path / name / "result.json",
+            {"cell_id": name, "status": status, "error": "ValueError: bad\nmore" if status == "failed" else None},
+        )
     atomic_write_json(tmp_path / "c" / MARKER_FILE, {"cell_id": "c", "job_id": None})  # killed: marker, no row
     write_plan(tmp_path, [{"cell_id": x, "cell": x, "overrides": []} for x in "abcd"])
     states = scan(tmp_path)
@@ -62,8 +65,9 @@ def test_threads_follow_config_then_launcher_then_slurm(monkeypatch):
 
 
 def mlsweep(cwd, *args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "mlsweep", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "mlsweep", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
+    )
 
 
 @pytest.mark.integration
@@ -89,8 +93,16 @@ def test_relaunch_skips_done_cells_with_the_basic_launcher(tmp_path, tiny_overri
 @pytest.mark.integration
 def test_submitit_local_splits_the_cores_between_parallel_cells(tmp_path, tiny_overrides):
     sweep = tmp_path / "sweep"
-    proc = mlsweep(tmp_path, *tiny_overrides, "name=local", f"hydra.sweep.dir={sweep}", "pruner=wanda,magnitude",
-                   "hydra/launcher=submitit_local", "hydra.launcher.parallelism=2", "-m")
+    proc = mlsweep(
+        tmp_path,
+        *tiny_overrides,
+        "name=local",
+        f"hydra.sweep.dir={sweep}",
+        "pruner=wanda,magnitude",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.parallelism=2",
+        "-m",
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     rows = [json.loads(p.read_text()) for p in sweep.rglob("result.json")]
     cores = len(os.sched_getaffinity(0))
@@ -102,8 +114,13 @@ def test_submitit_local_splits_the_cores_between_parallel_cells(tmp_path, tiny_o
 def test_a_killed_cell_shows_as_killed_and_is_run_again(tmp_path):
     sweep = tmp_path / "sweep"
     grid = ["name=kill", f"hydra.sweep.dir={sweep}", "calib.nsamples=1024", "pruner=sparsegpt", "-m"]
-    proc = subprocess.Popen([sys.executable, "-m", "mlsweep", *grid], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlsweep", *grid],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         end = time.time() + 180
         while time.time() < end and not list(sweep.rglob("block_0000.safetensors")):

@@ -1,8 +1,10 @@
 """The pure mask functions against formulas written out here."""
+
 import pytest
 import torch
 
-from mlsweep.prune import masks, wanda
+from mlsweep.prune import masks, stats
+from mlsweep.prune.pruners import wanda
 
 
 def test_per_row_prunes_exactly_int_din_s_per_row():
@@ -42,7 +44,7 @@ def test_nm_keeps_m_minus_n_in_every_group():
     expected = torch.zeros_like(mask)
     for r in range(8):
         for g in range(0, 32, 4):
-            idx = torch.argsort(score[r, g:g + 4])[:2]
+            idx = torch.argsort(score[r, g : g + 4])[:2]
             expected[r, g + idx] = True
     assert torch.equal(mask, expected)
 
@@ -51,14 +53,14 @@ def test_wanda_score_is_abs_w_times_root_mean_sumsq_from_hand_accumulated_stats(
     torch.manual_seed(3)
     w = torch.randn(6, 10)
     xs = [torch.randn(2, 5, 10) for _ in range(3)]  # three batches of 2 sequences x 5 tokens
-    stats = wanda.SquaredNorm(10)
+    acc = stats.SquaredNorm(10)
     for x in xs:
-        stats.add(x.reshape(-1, 10), n_seq=2)
-    by_hand = sum((x ** 2).sum(dim=(0, 1)) for x in xs) / 6  # mean over 6 sequences of sum over tokens
-    assert torch.allclose(stats.scaler_row, by_hand)
-    score = wanda.score(w, stats.scaler_row)
+        acc.add(x.reshape(-1, 10), n_seq=2)
+    by_hand = sum((x**2).sum(dim=(0, 1)) for x in xs) / 6  # mean over 6 sequences of sum over tokens
+    assert torch.allclose(acc.scaler_row, by_hand)
+    score = wanda.score(w, acc.scaler_row)
     assert torch.allclose(score, w.abs() * by_hand.sqrt())
-    pruned = wanda.prune(w, stats, masks.make_target(0.5), None)
+    pruned = wanda.prune(w, acc, masks.make_target(0.5), None)
     assert ((pruned == 0).sum(dim=1) == 5).all()
     order = torch.sort(score, dim=1, stable=True)[1][:, :5]
     assert torch.equal(pruned == 0, torch.zeros_like(w, dtype=torch.bool).scatter_(1, order, True))
@@ -72,10 +74,16 @@ def test_masks_work_on_every_dtype(dtype):
     assert masks.mask_nm(score, 2, 4).sum() == 32
 
 
-@pytest.mark.parametrize("sparsity,pattern,field", [
-    (1.0, "unstructured", "sparsity.target"), (-0.1, "unstructured", "sparsity.target"),
-    (0.5, "4:2", "sparsity.pattern"), (0.5, "2-4", "sparsity.pattern"), (0.6, "2:4", "sparsity.target"),
-])
+@pytest.mark.parametrize(
+    "sparsity,pattern,field",
+    [
+        (1.0, "unstructured", "sparsity.target"),
+        (-0.1, "unstructured", "sparsity.target"),
+        (0.5, "4:2", "sparsity.pattern"),
+        (0.5, "2-4", "sparsity.pattern"),
+        (0.6, "2:4", "sparsity.target"),
+    ],
+)
 def test_make_target_rejects_bad_input_naming_the_field(sparsity, pattern, field):
     with pytest.raises(ValueError, match=field.replace(".", r"\.")):
         masks.make_target(sparsity, pattern)

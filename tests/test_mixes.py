@@ -1,4 +1,5 @@
 """Language mixes: counts sum to nsamples, respect the minimum, follow the shares."""
+
 import pytest
 import torch
 
@@ -25,14 +26,25 @@ def test_bloom_twenty_language_mix_of_256_reproduces_the_mbs_counts():
     langs = list(FAMILIES["bloom"])
     counts = sample_counts("proportional", 256, langs, "bloom")
     assert sum(counts.values()) == 256 and min(counts.values()) == 1 and len(counts) == 20
-    assert [counts[l] for l in ("en", "zh", "fr", "es", "pt", "ar", "vi", "hi", "id", "bn")] == \
-        [87, 47, 37, 31, 14, 13, 7, 4, 3, 3]
+    assert [counts[lang] for lang in ("en", "zh", "fr", "es", "pt", "ar", "vi", "hi", "id", "bn")] == [
+        87,
+        47,
+        37,
+        31,
+        14,
+        13,
+        7,
+        4,
+        3,
+        3,
+    ]
     small = sample_counts("proportional", 40, langs, "bloom")  # a tight budget: many at the minimum
     assert sum(small.values()) == 40 and min(small.values()) == 1 and small["en"] > small["zh"] > small["fr"]
 
 
 def test_published_shares_are_fractions_of_the_training_data():
-    from mlsweep.data.shares import _XGLM_RATIOS, SHARES as FAMILIES
+    from mlsweep.data.shares import _XGLM_RATIOS
+    from mlsweep.data.shares import SHARES as FAMILIES
 
     for family in ("testbed", "bloom"):
         assert sum(FAMILIES[family].values()) == pytest.approx(1.0)
@@ -47,7 +59,8 @@ def test_conf_model_families_have_shares_or_say_they_are_unpublished():
     from omegaconf import OmegaConf
 
     from mlsweep import CONF_DIR
-    from mlsweep.data.shares import SHARES as FAMILIES, UNPUBLISHED
+    from mlsweep.data.shares import SHARES as FAMILIES
+    from mlsweep.data.shares import UNPUBLISHED
 
     assert not set(FAMILIES) & set(UNPUBLISHED)
     for path in (CONF_DIR / "model").glob("*.yaml"):
@@ -73,8 +86,15 @@ def test_proportional_for_a_family_without_published_shares_says_so(family):
     with pytest.raises(ValueError) as err:
         sample_counts("proportional", 64, LANGS, family)
     message = str(err.value)
-    for needle in ("calib.mix=proportional", f"model.family={family!r}", "not published",
-                   "bloom, testbed, xglm", "calib=uniform", "calib.mix=weights", "calib.weights={"):
+    for needle in (
+        "calib.mix=proportional",
+        f"model.family={family!r}",
+        "not published",
+        "bloom, testbed, xglm",
+        "calib=uniform",
+        "calib.mix=weights",
+        "calib.weights={",
+    ):
         assert needle in message, message
     assert sample_counts("uniform", 64, LANGS, family)  # the alternatives still work
     assert sample_counts("weights", 10, ["en", "sw"], family, {"en": 0.6, "sw": 0.4}) == {"en": 6, "sw": 4}
@@ -83,14 +103,14 @@ def test_proportional_for_a_family_without_published_shares_says_so(family):
 def test_unpublished_family_fails_validation_before_the_model_loads(tiny_overrides):
     from hydra import compose, initialize_config_dir
 
-    import mlsweep.app  # noqa: F401  (registers the schemas)
+    import mlsweep.cell.app  # noqa: F401  (registers the schemas)
     from mlsweep import CONF_DIR
-    from mlsweep.validate import ConfigError, validate
+    from mlsweep.config import CellSpec, ConfigError
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=["calib=proportional", *tiny_overrides, "model.family=llama3"])
     with pytest.raises(ConfigError, match=r"model\.family='llama3' are not published"):
-        validate(cfg)
+        CellSpec.from_config(cfg)
 
 
 def test_explicit_weights():
@@ -106,22 +126,25 @@ def test_largest_remainder_is_exact_and_order_stable():
     assert largest_remainder(3, {"a": 0.0, "b": 1.0}, minimum=1) == {"a": 1, "b": 2}
 
 
-@pytest.mark.parametrize("args,needle", [
-    (("uniform", 0, LANGS), "calib.nsamples"),
-    (("proportional", 5, LANGS, "testbed"), "calib.nsamples"),
-    (("proportional", 64, LANGS, "nofamily"), "model.family"),
-    (("weighted", 64, LANGS), "calib.mix"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (("uniform", 0, LANGS), "calib.nsamples"),
+        (("proportional", 5, LANGS, "testbed"), "calib.nsamples"),
+        (("proportional", 64, LANGS, "nofamily"), "model.family"),
+        (("weighted", 64, LANGS), "calib.mix"),
+    ],
+)
 def test_bad_mix_input_names_the_field(args, needle):
     with pytest.raises(ValueError, match=needle.replace(".", r"\.")):
         sample_counts(*args)
 
 
 def test_calibration_windows_are_cached_per_language(tmp_path, monkeypatch, tiny_model):
+    from helpers import toy_documents
     from transformers import AutoTokenizer
 
     from mlsweep.data.calibration import build_calibration, cache_dir
-    from helpers import toy_documents
 
     monkeypatch.setenv("MLSWEEP_CACHE", str(tmp_path))
     tok = AutoTokenizer.from_pretrained(tiny_model)
@@ -137,5 +160,8 @@ def test_calibration_windows_are_cached_per_language(tmp_path, monkeypatch, tiny
 def test_proportional_accepts_iso3_and_flores_codes():
     """The shares are keyed by ISO 639-1; other spellings of the same language find them."""
     same = sample_counts("proportional", 32, ["en", "de", "sw"], "testbed")
-    assert sample_counts("proportional", 32, ["eng", "deu_Latn", "swa"], "testbed") == \
-        {"eng": same["en"], "deu_Latn": same["de"], "swa": same["sw"]}
+    assert sample_counts("proportional", 32, ["eng", "deu_Latn", "swa"], "testbed") == {
+        "eng": same["en"],
+        "deu_Latn": same["de"],
+        "swa": same["sw"],
+    }

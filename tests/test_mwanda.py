@@ -1,11 +1,14 @@
 """M-Wanda: language-tagged statistics, Wanda as its special case, CWL allocation."""
+
 import pytest
 import torch
+from helpers import tiny_config
 from transformers import AutoModelForCausalLM
 
-from helpers import tiny_config
-from mlsweep.prune import mwanda, prune_model
+from mlsweep.prune import prune_model
 from mlsweep.prune.allocation import cross_language_correlation
+from mlsweep.prune.pruners import mwanda
+from mlsweep.prune.stats import LanguageStats
 
 
 def tiny():
@@ -21,7 +24,7 @@ LANGS = ["de"] * 3 + ["sw"] * 5  # an unequal mix
 
 
 def stats_from(xs_by_lang):
-    st = mwanda.LanguageStats(6)
+    st = LanguageStats(6)
     for lang, xs in xs_by_lang.items():
         for x in xs:
             st.add(x, n_seq=1, lang=lang)
@@ -32,10 +35,10 @@ def test_language_statistics_against_hand_computation():
     g = torch.Generator().manual_seed(0)
     xs = {"de": [torch.randn(5, 6, generator=g) for _ in range(2)], "sw": [torch.randn(4, 6, generator=g)]}
     st = stats_from(xs)
-    n_de = sum((x ** 2).sum(0) for x in xs["de"]) / 2
+    n_de = sum((x**2).sum(0) for x in xs["de"]) / 2
     assert torch.allclose(st.n()[0], n_de) and torch.allclose(st.n()[1], (xs["sw"][0] ** 2).sum(0))
     assert torch.allclose(st.p()[0], sum((x > 0).float().sum(0) for x in xs["de"]) / 10)
-    pooled = (sum((x ** 2).sum(0) for x in xs["de"]) + (xs["sw"][0] ** 2).sum(0)) / 3
+    pooled = (sum((x**2).sum(0) for x in xs["de"]) + (xs["sw"][0] ** 2).sum(0)) / 3
     assert torch.allclose(st.pooled(), pooled)
     params = mwanda.Params(lambda_var=0.7, gamma=0.5)
     a = st.n().sqrt()
@@ -48,7 +51,7 @@ def test_one_language_or_lambda_and_gamma_zero_gives_wandas_exact_mask():
     for langs, params in ((["de"] * 8, dict()), (LANGS, dict(lambda_var=0.0, gamma=0.0))):
         a, b = tiny(), tiny()
         prune_model(a, calib(), "wanda", 0.6, languages=langs)
-        prune_model(b, calib(), "mwanda", 0.6, languages=langs, **(params or dict(gamma=0.0)))
+        prune_model(b, calib(), "mwanda", 0.6, languages=langs, params=params or dict(gamma=0.0))
         for pa, pb in zip(a.parameters(), b.parameters()):
             assert torch.equal(pa == 0, pb == 0)
 
@@ -56,7 +59,7 @@ def test_one_language_or_lambda_and_gamma_zero_gives_wandas_exact_mask():
 def test_language_mean_centre_is_the_literal_formula():
     st = stats_from({"de": [torch.ones(2, 6)], "sw": [4 * torch.ones(2, 6)]})
     A = mwanda.feature_norm(st, mwanda.Params(lambda_var=0.0, centre="language_mean"))
-    assert torch.allclose(A, torch.full((6,), (2 ** 0.5 + 32 ** 0.5) / 2))
+    assert torch.allclose(A, torch.full((6,), (2**0.5 + 32**0.5) / 2))
 
 
 def test_language_aware_terms_change_the_mask():
@@ -71,15 +74,20 @@ def test_cwl_correlation_and_allocation():
     x = torch.arange(6.0)
     assert cross_language_correlation([torch.stack([x, 2 * x + 1])]) == pytest.approx(1.0)
     assert cross_language_correlation([torch.stack([x, -x])]) == pytest.approx(-1.0)
-    report = prune_model(tiny(), calib(), "mwanda", 0.5, allocation="cwl", cwl_lambda=0.05, languages=LANGS)
+    report = prune_model(
+        tiny(), calib(), "mwanda", 0.5, allocation="cwl", allocation_params=dict(cwl_lambda=0.05), languages=LANGS
+    )
     assert sum(report.allocated) / 2 == pytest.approx(0.5) and sorted(report.allocated) == pytest.approx([0.45, 0.55])
 
 
-@pytest.mark.parametrize("kwargs,needle", [
-    (dict(allocation="cwl", languages=["de"] * 8), "at least 2 languages"),
-    (dict(gamma=-1.0, languages=LANGS), "pruner.gamma"),
-    (dict(centre="median", languages=LANGS), "pruner.centre"),
-])
+@pytest.mark.parametrize(
+    "kwargs,needle",
+    [
+        (dict(allocation="cwl", languages=["de"] * 8), "at least 2 languages"),
+        (dict(params=dict(gamma=-1.0), languages=LANGS), "pruner.gamma"),
+        (dict(params=dict(centre="median"), languages=LANGS), "pruner.centre"),
+    ],
+)
 def test_bad_mwanda_input_names_the_field(kwargs, needle):
     with pytest.raises(ValueError, match=needle):
         prune_model(tiny(), calib(), "mwanda", 0.5, **kwargs)

@@ -1,4 +1,5 @@
 """Perplexity against hand computations on a model whose logits are fixed."""
+
 import math
 
 import pytest

@@ -1,22 +1,25 @@
 """Kim et al.'s translation prompts: well-formed, padded, and padding out of the statistics."""
+
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from test_prune_api import tiny
 
-import mlsweep.app  # noqa: F401  (registers the schemas)
+import mlsweep.cell.app  # noqa: F401  (registers the schemas)
 from mlsweep import CONF_DIR
-from mlsweep.cell import run_cell
+from mlsweep.cell.app import run_config
 from mlsweep.data.prompts import monolingual_texts, translation_texts
 from mlsweep.prune import prune_model
-from test_prune_api import tiny
 
 
 def test_translation_prompts_are_k_shot_pairs_with_one_index_skipped():
     src, tgt = [f"s{i}" for i in range(12)], [f"t{i}" for i in range(12)]
     texts = translation_texts(src, tgt, "Swahili", "English", "</s>", shots=2, n=3)
-    assert texts == ["Swahili: s0</s>English: t0</s>Swahili: s1</s>English: t1</s>",
-                     "Swahili: s3</s>English: t3</s>Swahili: s4</s>English: t4</s>",
-                     "Swahili: s6</s>English: t6</s>Swahili: s7</s>English: t7</s>"]
+    assert texts == [
+        "Swahili: s0</s>English: t0</s>Swahili: s1</s>English: t1</s>",
+        "Swahili: s3</s>English: t3</s>Swahili: s4</s>English: t4</s>",
+        "Swahili: s6</s>English: t6</s>Swahili: s7</s>English: t7</s>",
+    ]
     with pytest.raises(ValueError, match="calib.nsamples"):
         translation_texts(src, tgt, "a", "b", "</s>", shots=4, n=5)
     mono = monolingual_texts(src, "Swahili", "</s>", shots=2, n=2, seed=0)
@@ -40,15 +43,16 @@ def test_padding_never_enters_the_statistics_unless_asked():
 def test_translation_calibration_cell_on_the_testbed(tmp_path):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=["calib=translation", "calib.nsamples=8", "eval.max_windows=5"])
-    row = run_cell(cfg, tmp_path)
+    row = run_config(cfg, tmp_path)
     assert row["status"] == "done", row["error"]
     assert row["calib"] == "translation" and row["calib_count/sw"] == 8
 
 
 def test_wanda_ratio_scores_mt_over_code_with_fixed_roles():
-    from mlsweep.prune import mwanda, wanda_ratio
+    from mlsweep.prune.pruners import wanda_ratio
+    from mlsweep.prune.stats import LanguageStats
 
-    st = mwanda.LanguageStats(3)
+    st = LanguageStats(3)
     st.add(torch.tensor([[2.0, 1.0, 0.0]]), 1, "code")  # tag order: code first, so roles cannot follow it
     st.add(torch.tensor([[1.0, 3.0, 2.0]]), 1, "mt")
     W = torch.ones(1, 3)
@@ -60,8 +64,16 @@ def test_wanda_ratio_scores_mt_over_code_with_fixed_roles():
 
 def test_translation_code_cell_on_the_testbed(tmp_path):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["pruner=wanda_ratio", "calib=translation_code", "calib.nsamples=6",
-                                           "calib.code_nsamples=4", "eval.max_windows=5"])
-    row = run_cell(cfg, tmp_path)
+        cfg = compose(
+            "config",
+            overrides=[
+                "pruner=wanda_ratio",
+                "calib=translation_code",
+                "calib.nsamples=6",
+                "calib.code_nsamples=4",
+                "eval.max_windows=5",
+            ],
+        )
+    row = run_config(cfg, tmp_path)
     assert row["status"] == "done", row["error"]
     assert row["calib_count/mt"] == 6 and row["calib_count/code"] == 4

@@ -1,11 +1,12 @@
 """mlsweep.prune.prune_model on tiny random models: the Hydra-free API."""
+
 import copy
 
 import pytest
 import torch
+from helpers import tiny_config
 from transformers import AutoModelForCausalLM
 
-from helpers import tiny_config
 from mlsweep.prune import prune_model
 
 
@@ -63,12 +64,15 @@ def test_language_tags_must_match_rows():
         prune_model(tiny(), calib(4), "wanda", 0.5, languages=["en"] * 3)
 
 
-@pytest.mark.parametrize("kwargs,needle", [
-    (dict(method="wandaa"), "Did you mean 'wanda'"),
-    (dict(method="wanda", sparsity=1.2), "sparsity.target"),
-    (dict(method="wanda", calibration=torch.empty(0, 16, dtype=torch.long)), "calibration"),
-    (dict(method="wanda", bogus=1), "pruner.bogus"),
-])
+@pytest.mark.parametrize(
+    "kwargs,needle",
+    [
+        (dict(method="wandaa"), "Did you mean 'wanda'"),
+        (dict(method="wanda", sparsity=1.2), "sparsity.target"),
+        (dict(method="wanda", calibration=torch.empty(0, 16, dtype=torch.long)), "calibration"),
+        (dict(method="wanda", params=dict(bogus=1)), "pruner.bogus"),
+    ],
+)
 def test_bad_input_fails_before_any_weight_changes(kwargs, needle):
     model = tiny()
     before = copy.deepcopy(model.state_dict())

@@ -1,10 +1,12 @@
 """Per-block checkpoints: a pruning run stopped after some blocks resumes and ends with the same weights."""
+
 import pytest
 import torch
+from helpers import tiny_config
 from transformers import AutoModelForCausalLM
 
-from helpers import tiny_config
-from mlsweep.prune import prepare, prune_model, run
+from mlsweep.prune import prune_model
+from mlsweep.prune.api import prepare, run
 from mlsweep.prune.checkpoint import BlockCheckpoint
 
 
@@ -27,23 +29,31 @@ def stop_after(block):
     def on_block(i, _seconds, _sparsity):
         if i == block:
             raise Preempted(f"stopped after block {i}")
+
     return on_block
 
 
-@pytest.mark.parametrize("method,propagation", [("sparsegpt", "sequential"), ("sparsegpt", "dense"),
-                                                ("wanda", "sequential")])
+@pytest.mark.parametrize(
+    "method,propagation", [("sparsegpt", "sequential"), ("sparsegpt", "dense"), ("wanda", "sequential")]
+)
 def test_a_run_stopped_after_block_1_resumes_to_the_uninterrupted_weights(tmp_path, method, propagation):
     reference = tiny()
-    prune_model(reference, calib(), method, 0.5, propagation=propagation)
+    prune_model(reference, calib(), method, 0.5, engine=dict(propagation=propagation))
 
     interrupted = tiny()
     with pytest.raises(Preempted):
-        prune_model(interrupted, calib(), method, 0.5, propagation=propagation, checkpoint_dir=tmp_path,
-                    on_block=stop_after(1))
+        prune_model(
+            interrupted,
+            calib(),
+            method,
+            0.5,
+            engine=dict(propagation=propagation, checkpoint_dir=tmp_path),
+            on_block=stop_after(1),
+        )
     assert sorted(p.name for p in tmp_path.glob("block_*")) == ["block_0000.safetensors", "block_0001.safetensors"]
 
     resumed = tiny()  # a fresh process: dense weights from disk again
-    job = prepare(calib(), method, 0.5, propagation=propagation, checkpoint_dir=tmp_path)
+    job = prepare(calib(), method, 0.5, engine=dict(propagation=propagation, checkpoint_dir=tmp_path))
     run(resumed, job)
     assert job.opts.checkpoint.resumed == [0, 1]  # restored, not pruned again
     for (name, a), (_, b) in zip(reference.state_dict().items(), resumed.state_dict().items()):
@@ -52,8 +62,8 @@ def test_a_run_stopped_after_block_1_resumes_to_the_uninterrupted_weights(tmp_pa
 
 def test_a_checkpoint_of_another_computation_is_not_reused(tmp_path):
     with pytest.raises(Preempted):
-        prune_model(tiny(), calib(), "sparsegpt", 0.5, checkpoint_dir=tmp_path, on_block=stop_after(1))
-    job = prepare(calib(), "sparsegpt", 0.6, checkpoint_dir=tmp_path)  # another target: another key
+        prune_model(tiny(), calib(), "sparsegpt", 0.5, engine=dict(checkpoint_dir=tmp_path), on_block=stop_after(1))
+    job = prepare(calib(), "sparsegpt", 0.6, engine=dict(checkpoint_dir=tmp_path))  # another target: another key
     run(tiny(), job)
     assert job.opts.checkpoint.resumed == []
 

@@ -5,6 +5,7 @@ nothing; a failed cell is the only one re-run after the fix; a job cancelled
 mid-run leaves no finished-looking row, shows as killed, and is re-run; a
 detached launch returns at once and `mlsweep status` follows it from disk.
 """
+
 import json
 import os
 import shutil
@@ -17,15 +18,20 @@ import pytest
 
 pytestmark = [pytest.mark.slurm, pytest.mark.integration]
 
-SLURM = ["hydra/launcher=slurm", "hydra.launcher.partition=debug", "hydra.launcher.timeout_min=5",
-         "hydra.launcher.resources=[{max_params_b:1,mem_gb:1,cpus_per_task:1,timeout_min:5}]"]
+SLURM = [
+    "hydra/launcher=slurm",
+    "hydra.launcher.partition=debug",
+    "hydra.launcher.timeout_min=5",
+    "hydra.launcher.resources=[{max_params_b:1,mem_gb:1,cpus_per_task:1,timeout_min:5}]",
+]
 
 
 def mlsweep(cluster, cwd, *args, check=None, timeout=400):
     env = {**os.environ, **cluster.env()}
     t0 = time.time()
-    proc = subprocess.run([sys.executable, "-m", "mlsweep", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlsweep", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout
+    )
     proc.wall = time.time() - t0
     out = proc.stdout + proc.stderr
     if check is not None:
@@ -43,8 +49,14 @@ def sbatch_files(sweep_dir: Path) -> list[Path]:
 
 def test_2x2_sweep_on_slurm_then_a_relaunch_submits_nothing(slurm_cluster, tiny_overrides, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    grid = [*tiny_overrides, "name=slurm2x2", f"hydra.sweep.dir={sweep_dir}", *SLURM,
-            "pruner=wanda,magnitude", "sparsity.target=0.5,0.6"]
+    grid = [
+        *tiny_overrides,
+        "name=slurm2x2",
+        f"hydra.sweep.dir={sweep_dir}",
+        *SLURM,
+        "pruner=wanda,magnitude",
+        "sparsity.target=0.5,0.6",
+    ]
 
     _, plan = mlsweep(slurm_cluster, tmp_path, "plan", *grid, check=0)
     assert "4 cells: 4 todo" in plan
@@ -55,7 +67,11 @@ def test_2x2_sweep_on_slurm_then_a_relaunch_submits_nothing(slurm_cluster, tiny_
     done = rows(sweep_dir)
     assert len(done) == 4 and all(r["status"] == "done" for r in done)
     assert sorted((r["pruner"], r["sparsity_target"]) for r in done) == [
-        ("magnitude", 0.5), ("magnitude", 0.6), ("wanda", 0.5), ("wanda", 0.6)]
+        ("magnitude", 0.5),
+        ("magnitude", 0.6),
+        ("wanda", 0.5),
+        ("wanda", 0.6),
+    ]
     script = sbatch_files(sweep_dir)[0].read_text()
     assert "--gpus-per-node=1" in script and "--mem=1GB" in script  # a GPU per cell, from the rule
     assert all(r["sparsity_measured"] > 0.45 for r in done)
@@ -80,10 +96,24 @@ def test_only_the_failed_cell_is_rerun_after_the_fix(slurm_cluster, tiny_model, 
     clean = (text / "bb" / "test.jsonl").read_text()
     shutil.copy(text / "bb" / "calib.jsonl", text / "bb" / "test.jsonl")  # bb's eval text leaks calibration text
     sweep_dir = tmp_path / "sweep"
-    grid = [f"model.path={tiny_model}", "model.name=tiny", "model.seqlen=32", "model.device=cpu",
-            "calib.source.name=local", f"calib.source.path={text}", "calib.nsamples=4",
-            "eval.source.name=local", f"eval.source.path={text}", "eval.languages=[aa,bb]", "eval.max_windows=4",
-            "name=slurmfix", f"hydra.sweep.dir={sweep_dir}", *SLURM, "pruner=wanda", "calib.languages=[aa],[bb]"]
+    grid = [
+        f"model.path={tiny_model}",
+        "model.name=tiny",
+        "model.seqlen=32",
+        "model.device=cpu",
+        "calib.source.name=local",
+        f"calib.source.path={text}",
+        "calib.nsamples=4",
+        "eval.source.name=local",
+        f"eval.source.path={text}",
+        "eval.languages=[aa,bb]",
+        "eval.max_windows=4",
+        "name=slurmfix",
+        f"hydra.sweep.dir={sweep_dir}",
+        *SLURM,
+        "pruner=wanda",
+        "calib.languages=[aa],[bb]",
+    ]
 
     _, out = mlsweep(slurm_cluster, tmp_path, *grid, "-m", check=1)
     assert "1 of 2 cells failed" in out
@@ -116,8 +146,14 @@ def _wait(what, predicate, timeout=180.0):
 def test_detached_launch_then_scancel_mid_run_then_relaunch(slurm_cluster, tmp_path):
     sweep_dir = tmp_path / "sweep"
     # SparseGPT on the testbed with 1024 windows: ~15 s of pruning, block by block checkpointed
-    grid = ["name=slurmkill", f"hydra.sweep.dir={sweep_dir}", *SLURM, "calib.nsamples=1024", "pruner=sparsegpt",
-            "sparsity.target=0.5"]
+    grid = [
+        "name=slurmkill",
+        f"hydra.sweep.dir={sweep_dir}",
+        *SLURM,
+        "calib.nsamples=1024",
+        "pruner=sparsegpt",
+        "sparsity.target=0.5",
+    ]
     launch, out = mlsweep(slurm_cluster, tmp_path, *grid, "hydra.launcher.wait=false", "-m", check=0)
     assert "1 cells submitted" in out
     (job,) = json.loads((sweep_dir / "submitted.json").read_text()).values()
@@ -148,11 +184,24 @@ def test_detached_launch_then_scancel_mid_run_then_relaunch(slurm_cluster, tmp_p
 def test_a_preempted_cell_is_requeued_and_resumes_from_its_block_checkpoint(slurm_cluster, tmp_path):
     """USR2 is SLURM's preemption signal for submitit: it checkpoints the job function and requeues the job."""
     sweep_dir = tmp_path / "sweep"
-    grid = ["name=slurmpreempt", f"hydra.sweep.dir={sweep_dir}", *SLURM, "calib.nsamples=1024", "pruner=sparsegpt",
-            "sparsity.target=0.6", "-m"]
+    grid = [
+        "name=slurmpreempt",
+        f"hydra.sweep.dir={sweep_dir}",
+        *SLURM,
+        "calib.nsamples=1024",
+        "pruner=sparsegpt",
+        "sparsity.target=0.6",
+        "-m",
+    ]
     env = {**os.environ, **slurm_cluster.env()}
-    launch = subprocess.Popen([sys.executable, "-m", "mlsweep", *grid], cwd=tmp_path, env=env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    launch = subprocess.Popen(
+        [sys.executable, "-m", "mlsweep", *grid],
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         marker = _wait("the cell to start", lambda: next(sweep_dir.rglob("running.json"), None))
         job = json.loads(marker.read_text())["job_id"]
@@ -179,8 +228,11 @@ def _sacct_state(cluster, job: str) -> str:
 
 
 def _sacct_final_state(cluster, job: str) -> str:
-    return _wait(f"sacct to report job {job} ended",
-                 lambda: (s := _sacct_state(cluster, job)) not in ("", "PENDING", "RUNNING", "COMPLETING") and s, 60)
+    return _wait(
+        f"sacct to report job {job} ended",
+        lambda: (s := _sacct_state(cluster, job)) not in ("", "PENDING", "RUNNING", "COMPLETING") and s,
+        60,
+    )
 
 
 @pytest.mark.slow

@@ -1,18 +1,19 @@
 """Hugging Face dataset sources on local files (the real datasets code path), offline errors, Kim's scorer."""
+
 import json
 import math
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import toy_documents
 from hydra import compose, initialize_config_dir
 
-import mlsweep.app  # noqa: F401
+import mlsweep.cell.app  # noqa: F401
 from mlsweep import CONF_DIR
-from mlsweep.cell import run_cell
-from mlsweep.data.sources import get_source
-from mlsweep.evaluate import kim
-from helpers import toy_documents
+from mlsweep.cell.app import run_config
+from mlsweep.data.sources import SourceSpec, make_source
+from mlsweep.evaluate.scorers import kim_xnli as kim
 
 
 def compose_cfg(overrides):
@@ -35,19 +36,24 @@ def hf_files(tmp_path_factory) -> Path:
 
 
 def test_hf_source_reads_local_jsonl_through_datasets(hf_files):
-    src = get_source("hf", dataset="json", data_files=f"{hf_files}/{{code}}/{{split}}.jsonl".replace(
-        "{split}", "test"), text_field="body")
+    src = make_source(SourceSpec("hf", dataset="json", data_files=f"{hf_files}/{{code}}/test.jsonl", text_field="body"))
     docs = src.documents("deu_Latn", "test")  # FLORES code normalised to de
     assert len(docs) == 30 and docs == src.documents("de", "test")
 
 
 def test_a_cell_calibrates_and_evaluates_from_hf_sources(tmp_path, tiny_overrides, hf_files):
     hf = "{name: hf, dataset: json, text_field: body, data_files: '%s/{code}/%s.jsonl'}"
-    cfg = compose_cfg(tiny_overrides + [
-        f"calib.source={hf % (hf_files, 'train')}", "calib.split=train", "calib.languages=[de,sw]",
-        f"+eval.corpora=[{{key: ppl_hf, source: {hf % (hf_files, 'test')}, split: test, languages: [de, swh_Latn]}}]",
-    ])
-    row = run_cell(cfg, tmp_path)
+    cfg = compose_cfg(
+        tiny_overrides
+        + [
+            f"calib.source={hf % (hf_files, 'train')}",
+            "calib.split=train",
+            "calib.languages=[de,sw]",
+            f"+eval.corpora=[{{key: ppl_hf, source: {hf % (hf_files, 'test')}, split: test, "
+            "languages: [de, swh_Latn]}]",
+        ]
+    )
+    row = run_config(cfg, tmp_path)
     assert row["status"] == "done", row["error"]
     assert row["calib_count/de"] == 2 and row["calib_count/sw"] == 2
     assert math.isfinite(row["ppl_hf/de"]) and math.isfinite(row["ppl_hf_bpb/swh_Latn"])
@@ -56,18 +62,21 @@ def test_a_cell_calibrates_and_evaluates_from_hf_sources(tmp_path, tiny_override
 
 def test_hub_corpus_offline_fails_before_pruning_with_the_download_command(tmp_path, tiny_overrides, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    cfg = compose_cfg(tiny_overrides + [
-        "+eval.corpora=[{key: ppl_flores, source: {name: flores}, split: devtest, languages: [de]}]"])
-    row = run_cell(cfg, tmp_path)
+    cfg = compose_cfg(
+        tiny_overrides + ["+eval.corpora=[{key: ppl_flores, source: {name: flores}, split: devtest, languages: [de]}]"]
+    )
+    row = run_config(cfg, tmp_path)
     assert row["status"] == "failed" and "time/load_s" not in row
     assert "openlanguagedata/flores_plus" in row["error"] and "deu_Latn" in row["error"]
     assert "python -m mlsweep.data.download openlanguagedata/flores_plus --config deu_Latn" in row["error"]
 
 
 def test_unknown_language_code_names_the_closest(tmp_path, tiny_overrides):
-    cfg = compose_cfg(tiny_overrides + [
-        "+eval.corpora=[{key: ppl_flores, source: {name: flores}, split: devtest, languages: [deu_Latm]}]"])
-    row = run_cell(cfg, tmp_path)
+    cfg = compose_cfg(
+        tiny_overrides
+        + ["+eval.corpora=[{key: ppl_flores, source: {name: flores}, split: devtest, languages: [deu_Latm]}]"]
+    )
+    row = run_config(cfg, tmp_path)
     assert row["status"] == "failed" and "deu_latn" in row["error"].lower() and "eval.corpora[0]" in row["error"]
 
 
@@ -76,10 +85,15 @@ def test_kim_scorer_matches_a_hand_computed_mean_logprob(tiny_model):
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    items = [{"premise": "abc de", "hypothesis": "fgh", "label": 2}, {"premise": "ijk", "hypothesis": "lmno p",
-                                                                          "label": 0}]
-    texts = [kim.TEMPLATE.format(premise=it["premise"], answer=a, hypothesis=it["hypothesis"])
-             for it in items for a in kim.ANSWERS]
+    items = [
+        {"premise": "abc de", "hypothesis": "fgh", "label": 2},
+        {"premise": "ijk", "hypothesis": "lmno p", "label": 0},
+    ]
+    texts = [
+        kim.TEMPLATE.format(premise=it["premise"], answer=a, hypothesis=it["hypothesis"])
+        for it in items
+        for a in kim.ANSWERS
+    ]
     batched = kim.mean_logprobs(model, tok, texts, batch_size=4)
     for text, got in zip(texts, batched):
         ids = torch.tensor([tok(text)["input_ids"]])
@@ -90,14 +104,20 @@ def test_kim_scorer_matches_a_hand_computed_mean_logprob(tiny_model):
     res = kim.score(model, tok, items, batch_size=2)
     pred = batched.reshape(2, 3).argmax(1)
     assert res["acc"] == float((pred == torch.tensor([2, 0])).float().mean()) and res["n"] == 2
-    assert len(kim.subset(list(range(3000)))) == 1000 and kim.subset(list(range(50)))[:3] == kim.subset(
-        list(range(50)))[:3]
+    assert (
+        len(kim.subset(list(range(3000)))) == 1000
+        and kim.subset(list(range(50)))[:3] == kim.subset(list(range(50)))[:3]
+    )
 
 
 def test_kim_task_runs_in_a_cell(tmp_path, tiny_overrides, hf_files):
-    cfg = compose_cfg(tiny_overrides + [
-        "eval.tasks=[kim_xnli_de,kim_xnli_sw]", "eval.kim_xnli.dataset=json", "eval.kim_xnli.config=null",
-        f"eval.kim_xnli.data_files='{hf_files}/xnli/{{code}}.jsonl'"])
-    row = run_cell(cfg, tmp_path)
+    cfg = compose_cfg(
+        tiny_overrides
+        + [
+            "eval.tasks=[kim_xnli_de,kim_xnli_sw]",
+            f"+eval.scorers.kim_xnli={{dataset: json, config: null, data_files: '{hf_files}/xnli/{{code}}.jsonl'}}",
+        ]
+    )
+    row = run_config(cfg, tmp_path)
     assert row["status"] == "done", row["error"]
     assert row["n/kim_xnli_de"] == 9 and 0 <= row["acc/kim_xnli_sw"] <= 1 and "acc_lang/de" in row

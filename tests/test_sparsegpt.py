@@ -1,8 +1,10 @@
 """SparseGPT against a dense, non-lazy OBS written out here, and against Wanda's mask."""
+
 import pytest
 import torch
 
-from mlsweep.prune import masks, sparsegpt, wanda
+from mlsweep.prune import masks, stats
+from mlsweep.prune.pruners import sparsegpt, wanda
 
 
 def reference_obs(W, H, sparsity=0.0, n=0, m=0, percdamp=0.01, blocksize=128):
@@ -26,9 +28,9 @@ def reference_obs(W, H, sparsity=0.0, n=0, m=0, percdamp=0.01, blocksize=128):
             thresh = torch.sort(score.flatten())[0][int(score.numel() * sparsity)]
             mask[:, blk] = score <= thresh
         if m and c % m == 0:
-            score = W[:, c:c + m] ** 2 / torch.diag(U)[c:c + m] ** 2
+            score = W[:, c : c + m] ** 2 / torch.diag(U)[c : c + m] ** 2
             idx = torch.topk(score, n, dim=1, largest=False)[1]
-            mask[:, c:c + m] = torch.zeros_like(score, dtype=torch.bool).scatter_(1, idx, True)
+            mask[:, c : c + m] = torch.zeros_like(score, dtype=torch.bool).scatter_(1, idx, True)
         q = torch.where(mask[:, c], torch.zeros_like(W[:, c]), W[:, c])
         err = (W[:, c] - q) / U[c, c]
         W[:, c:] -= err[:, None] * U[c, c:][None, :]
@@ -57,10 +59,15 @@ def test_hessian_is_two_xxt_over_sequences():
     assert torch.allclose(hess.H, ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()))
 
 
-@pytest.mark.parametrize("target,blocksize", [
-    (masks.make_target(0.5), 32), (masks.make_target(0.7), 128), (masks.make_target(0.5, "2:4"), 32),
-    (masks.make_target(0.5, "4:8"), 64),
-])
+@pytest.mark.parametrize(
+    "target,blocksize",
+    [
+        (masks.make_target(0.5), 32),
+        (masks.make_target(0.7), 128),
+        (masks.make_target(0.5, "2:4"), 32),
+        (masks.make_target(0.5, "4:8"), 64),
+    ],
+)
 def test_lazy_blocked_sweep_equals_dense_obs(target, blocksize):
     W, X, hess = layer(dead=(5, 17))
     ours = sparsegpt.obs_prune(W, hess.H, target, percdamp=0.01, blocksize=blocksize)
@@ -75,9 +82,9 @@ def test_lazy_blocked_sweep_equals_dense_obs(target, blocksize):
 def test_sparsegpt_reconstructs_better_than_wanda_at_the_same_sparsity():
     W, X, hess = layer(d_out=64, d_in=128, tokens=2000)
     target = masks.make_target(0.6)
-    stats = wanda.SquaredNorm(128)
-    stats.add(X, n_seq=40)
-    w_wanda = wanda.prune(W, stats, target, None)
+    acc = stats.SquaredNorm(128)
+    acc.add(X, n_seq=40)
+    w_wanda = wanda.prune(W, acc, target, None)
     w_sgpt = sparsegpt.obs_prune(W, hess.H, target)
     err = lambda Wh: torch.linalg.norm(X @ W.t() - X @ Wh.t())
     assert abs(float((w_sgpt == 0).float().mean()) - 0.6) < 0.01

@@ -1,4 +1,5 @@
 """A real local multirun through Hydra's basic launcher and the mlsweep sweeper."""
+
 import json
 import shutil
 import subprocess
@@ -31,17 +32,33 @@ hydra:
       sparsity.target: 0.5,0.7
 """)
     sweep_dir = tmp_path / "sweep"
-    proc = subprocess.run([sys.executable, "-m", "mlsweep", f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
-                           "+experiment=tiny", f"hydra.sweep.dir={sweep_dir}", "-m"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlsweep",
+            f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+            "+experiment=tiny",
+            f"hydra.sweep.dir={sweep_dir}",
+            "-m",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "8 grid points -> 5 cells (3 folded" in proc.stdout + proc.stderr
     assert "2 of 5 cells failed" in proc.stderr
     rows = [json.loads(p.read_text()) for p in sweep_dir.rglob("result.json")]
     status = sorted((r["pruner"], r["calib_languages"], r["sparsity_target"], r["status"]) for r in rows)
-    assert status == [("dense", "-", 0.0, "done"),
-                      ("wanda", "aa", 0.5, "done"), ("wanda", "aa", 0.7, "done"),
-                      ("wanda", "bb", 0.5, "failed"), ("wanda", "bb", 0.7, "failed")]
+    assert status == [
+        ("dense", "-", 0.0, "done"),
+        ("wanda", "aa", 0.5, "done"),
+        ("wanda", "aa", 0.7, "done"),
+        ("wanda", "bb", 0.5, "failed"),
+        ("wanda", "bb", 0.7, "failed"),
+    ]
     failed = [r for r in rows if r["status"] == "failed"]
     assert all("calibration text" in r["error"] for r in failed)
     assert (sweep_dir / "pruner=dense" / "result.json").exists()
@@ -56,8 +73,9 @@ hydra:
     assert (t.loc["en [bb]"] == "failed").all()
     assert all(isinstance(v, float) for v in t.loc["en [aa]"])
 
-    report = subprocess.run([sys.executable, "-m", "mlsweep.report", str(sweep_dir)], capture_output=True,
-                            text=True, timeout=120)
+    report = subprocess.run(
+        [sys.executable, "-m", "mlsweep.report", str(sweep_dir)], capture_output=True, text=True, timeout=120
+    )
     assert report.returncode == 0, report.stderr
     assert "5 cells: 3 done, 2 failed" in report.stdout
     assert (sweep_dir / "report" / "results.csv").exists()
@@ -69,8 +87,9 @@ def test_delta_vs_dense_in_percent():
 
     from mlsweep.report import delta_vs_dense
 
-    table = pd.DataFrame({"en": [10.0, 12.0, "failed"], "de": [20.0, 19.0, "failed"]},
-                         index=["dense", "calib=en", "calib=de"])
+    table = pd.DataFrame(
+        {"en": [10.0, 12.0, "failed"], "de": [20.0, 19.0, "failed"]}, index=["dense", "calib=en", "calib=de"]
+    )
     delta = delta_vs_dense(table)
     assert delta.loc["calib=en", "en"] == pytest.approx(20.0) and delta.loc["calib=en", "de"] == pytest.approx(-5.0)
     assert delta.loc["calib=de"].isna().all()

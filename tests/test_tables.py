@@ -6,6 +6,7 @@ are made up (perplexity = a per-language base, +10% when the calibration
 language differs from the evaluation language, +0.02 per seed), with a
 failed cell, two seeds and a cell that never ran among them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,10 +18,10 @@ import pandas as pd
 import pytest
 
 from mlsweep.report import build_report, main, matrix
-from mlsweep.results import atomic_write_json
-from mlsweep.store import from_wandb, load_rows, write_store
-from mlsweep.tables import build_tables, parse_spec, spec_for
-from mlsweep.tables.render import to_latex, to_markdown
+from mlsweep.results.cellfolder import atomic_write_json
+from mlsweep.results.store import from_wandb, load_rows, write_store
+from mlsweep.results.tables import build_tables, parse_spec, spec_for
+from mlsweep.results.tables.render import to_latex, to_markdown
 
 LANGS = ("en", "de", "sw")
 BASE = {"en": 6.0, "de": 5.0, "sw": 3.0}
@@ -35,27 +36,59 @@ def acc(calib: str, lang: str, seed: int) -> float:
     return ACC[lang] - (0.0 if calib in (lang, "-") else 0.05) - 0.002 * max(seed, 0)
 
 
-def write_cell(root, experiment, pruner="wanda", calib="en", sparsity=0.5, seed=0, status="done",
-               allocation="uniform", languages=None, metrics=("ppl",), offset=0.0):
+def write_cell(
+    root,
+    experiment,
+    pruner="wanda",
+    calib="en",
+    sparsity=0.5,
+    seed=0,
+    status="done",
+    allocation="uniform",
+    languages=None,
+    metrics=("ppl",),
+    offset=0.0,
+):
     dense = pruner == "dense"
-    axes = {"experiment": experiment, "model": "testbed", "pruner": pruner, "pruner_params": "{}",
-            "calib": "-" if dense else calib, "calib_languages": "-" if dense else (languages or calib),
-            "calib_source": "-" if dense else "testbed", "nsamples": 0 if dense else 64,
-            "calib_seed": -1 if dense else seed, "sparsity_target": 0.0 if dense else sparsity,
-            "sparsity_pattern": "-" if dense else "unstructured",
-            "sparsity_allocation": "-" if dense else allocation, "eval_suite": "ppl", "seed": 0}
-    row = {"cell_id": hashlib.sha1(json.dumps(axes, sort_keys=True).encode()).hexdigest()[:12],
-           "status": status, "error": "RuntimeError: boom" if status == "failed" else None, **axes}
+    axes = {
+        "experiment": experiment,
+        "model": "testbed",
+        "pruner": pruner,
+        "pruner_params": "{}",
+        "calib": "-" if dense else calib,
+        "calib_languages": "-" if dense else (languages or calib),
+        "calib_source": "-" if dense else "testbed",
+        "nsamples": 0 if dense else 64,
+        "calib_seed": -1 if dense else seed,
+        "sparsity_target": 0.0 if dense else sparsity,
+        "sparsity_pattern": "-" if dense else "unstructured",
+        "sparsity_allocation": "-" if dense else allocation,
+        "eval_suite": "ppl",
+        "seed": 0,
+    }
+    row = {
+        "cell_id": hashlib.sha1(json.dumps(axes, sort_keys=True).encode()).hexdigest()[:12],
+        "status": status,
+        "error": "RuntimeError: boom" if status == "failed" else None,
+        **axes,
+    }
     key = "monolingual" if calib in ("monolingual", "translation") else calib
     if status == "done":
         lang_of = (languages or calib) if key == "monolingual" else ("-" if dense else calib)
         if "ppl" in metrics:
-            row.update({f"ppl/{l}": ppl(lang_of, l, seed) + offset for l in LANGS})
+            row.update({f"ppl/{lang}": ppl(lang_of, lang, seed) + offset for lang in LANGS})
         if "acc_lang" in metrics:
-            row.update({f"acc_lang/{l}": acc(lang_of, l, seed) for l in LANGS})
-    row.update({"sparsity_per_block": [sparsity] * 2, "git_sha": "abc123", "git_dirty": False,
-                "version/torch": "2.13.0", "finished_at": "2026-01-01T00:00:00+00:00",
-                "config": {"name": experiment, "report": {}}})
+            row.update({f"acc_lang/{lang}": acc(lang_of, lang, seed) for lang in LANGS})
+    row.update(
+        {
+            "sparsity_per_block": [sparsity] * 2,
+            "git_sha": "abc123",
+            "git_dirty": False,
+            "version/torch": "2.13.0",
+            "finished_at": "2026-01-01T00:00:00+00:00",
+            "config": {"name": experiment, "report": {}},
+        }
+    )
     folder = root / experiment / "_".join(map(str, [pruner, calib, languages, sparsity, allocation, seed]))
     atomic_write_json(folder / "result.json", row)
     return row
@@ -82,16 +115,21 @@ def sweeps(tmp_path):
     write_cell(root, "translation_calib", "dense", metrics=both)
     for calib in ("monolingual", "translation"):
         for lang in ("sw", "de"):
-            write_cell(root, "translation_calib", calib=calib, languages=lang, metrics=both,
-                       offset=0.05 if calib == "translation" else 0.0)
+            write_cell(
+                root,
+                "translation_calib",
+                calib=calib,
+                languages=lang,
+                metrics=both,
+                offset=0.05 if calib == "translation" else 0.0,
+            )
     write_cell(root, "mwanda", "dense")
     for pruner in ("wanda", "mwanda"):
         for allocation in ("uniform", "cwl"):
             for sparsity in (0.5, 0.7):
                 for seed in (0, 1):
                     offset = (0.1 if pruner == "mwanda" else 0) + (0.2 if allocation == "cwl" else 0)
-                    write_cell(root, "mwanda", pruner, "uniform", sparsity, seed, allocation=allocation,
-                               offset=offset)
+                    write_cell(root, "mwanda", pruner, "uniform", sparsity, seed, allocation=allocation, offset=offset)
     return root
 
 
@@ -123,7 +161,7 @@ def test_kurz_matrix_per_model_pruner_sparsity(sweeps):
     assert list(t.mean.index) == ["dense", "en", "de", "sw", "uniform"]  # languages in column order, then mixes
     assert list(t.mean.columns) == list(LANGS)
     assert t.mean.at["en", "de"] == pytest.approx(5.5 + 0.01)  # mean of seeds 0 and 1
-    assert t.sd.at["en", "de"] == pytest.approx(math.sqrt(0.02 ** 2 / 2))
+    assert t.sd.at["en", "de"] == pytest.approx(math.sqrt(0.02**2 / 2))
     assert t.n["en"] == 2 and t.n["dense"] == 1
     assert (t.status.loc["sw"] == "failed").all()  # seed 1 failed: the row is failed, not seed 0 alone
     assert t.best().at["de", "de"] and t.best().at["en", "en"] and not t.best().loc["dense"].any()
@@ -147,13 +185,16 @@ def test_mbs_rows_method_by_calibration_with_average(sweeps):
     tables = tables_of(sweeps, "mbs")
     assert list(tables) == [("ppl", "testbed", 0.5)]
     t = tables[("ppl", "testbed", 0.5)]
-    assert list(t.mean.index) == ["dense"] + [f"{p}, {c}" for p in ("Wanda", "SparseGPT")
-                                              for c in ("English-only", "proportional (MBS)", "uniform")]
+    assert list(t.mean.index) == ["dense"] + [
+        f"{p}, {c}" for p in ("Wanda", "SparseGPT") for c in ("English-only", "proportional (MBS)", "uniform")
+    ]
     assert list(t.mean.columns) == [*LANGS, "avg"]
-    en_row = [ppl("en", l, 0) + 0.01 for l in LANGS]
+    en_row = [ppl("en", lang, 0) + 0.01 for lang in LANGS]
     assert t.mean.loc["Wanda, English-only"].tolist() == pytest.approx(en_row + [sum(en_row) / 3])
     assert t.mean.at["dense", "avg"] == pytest.approx(sum(BASE.values()) / 3)
-    assert t.n["SparseGPT, uniform"] == 1 and t.notes == ["fewer seeds than the other rows: SparseGPT, uniform (1 of 2)"]
+    assert t.n["SparseGPT, uniform"] == 1 and t.notes == [
+        "fewer seeds than the other rows: SparseGPT, uniform (1 of 2)"
+    ]
     assert "*fewer seeds than the other rows: SparseGPT, uniform (1 of 2)*" in to_markdown(t)
     delta = t.delta("calib=en")  # vs the same pruner's English-only row
     assert delta.at["SparseGPT, uniform", "de"] == pytest.approx((5.5 / 5.51 - 1) * 100)  # seed 0 only
@@ -179,7 +220,7 @@ def test_mwanda_one_table_per_sparsity_rows_method_and_allocation(sweeps):
     assert list(t.mean.index) == ["dense", "Wanda, uniform", "Wanda, CWL", "M-Wanda, uniform", "M-Wanda, CWL"]
     assert list(t.mean.columns) == [*LANGS, "avg"]
     assert (t.n.iloc[1:] == 2).all()
-    assert t.mean.at["M-Wanda, CWL", "avg"] == pytest.approx(sum(ppl("uniform", l, 0) + 0.31 for l in LANGS) / 3)
+    assert t.mean.at["M-Wanda, CWL", "avg"] == pytest.approx(sum(ppl("uniform", lang, 0) + 0.31 for lang in LANGS) / 3)
     assert t.best().loc["Wanda, uniform"].all() and t.best().sum().sum() == len(t.mean.columns)
 
 
@@ -244,8 +285,9 @@ class FakeRun:
         axes = ("model", "pruner", "calib", "calib_languages", "calib_seed", "sparsity_target", "experiment")
         self.config = {k: {"value": row[k], "desc": None} for k in axes}  # the stored form, values wrapped
         self.summary_metrics = {k: v for k, v in row.items() if k not in ("calib_languages", "calib_seed")}
-        self.summary_metrics.update({"_step": 0, "_runtime": 3.2,
-                                     "results_by_language": {"_type": "table-file", "path": "media/t.json"}})
+        self.summary_metrics.update(
+            {"_step": 0, "_runtime": 3.2, "results_by_language": {"_type": "table-file", "path": "media/t.json"}}
+        )
         self.state, self.id, self.url = state, row["cell_id"], f"https://wandb.example/runs/{row['cell_id']}"
 
 
@@ -293,7 +335,7 @@ def test_spec_errors_name_the_field():
 
 def test_every_experiment_file_has_a_valid_table_spec():
     from mlsweep import CONF_DIR
-    from mlsweep.tables.spec import experiment_block
+    from mlsweep.results.tables.spec import experiment_block
 
     names = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
     assert {"lang_calib", "mbs", "translation_calib", "mwanda"} <= set(names)

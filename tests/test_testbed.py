@@ -1,4 +1,5 @@
 """The committed testbed: data regenerate byte-identically, the model reproduces its record, lm-eval runs."""
+
 import hashlib
 import json
 from pathlib import Path
@@ -8,7 +9,7 @@ import torch
 
 from mlsweep.evaluate.perplexity import join_documents, perplexity
 from mlsweep.modeling import load_model
-from mlsweep.testbed import corpus
+from mlsweep.testbed.generator import corpus
 from mlsweep.testbed.languages import LANGUAGES
 
 TESTBED = Path(__file__).resolve().parents[1] / "mlsweep" / "testbed"
@@ -24,8 +25,9 @@ def model_and_tokenizer():
 def test_committed_heldout_data_is_what_the_generator_writes(tmp_path):
     manifest = corpus.build(tmp_path, seed=RECORD["recipe"]["seed"], only_eval=True)
     committed = json.loads((DATA / "manifest.json").read_text())
-    assert {k: v for k, v in manifest["sha256"].items() if not k.startswith("train/")} == \
-        {k: v for k, v in committed["sha256"].items() if not k.startswith("train/")}
+    assert {k: v for k, v in manifest["sha256"].items() if not k.startswith("train/")} == {
+        k: v for k, v in committed["sha256"].items() if not k.startswith("train/")
+    }
     for rel, digest in committed["sha256"].items():
         if not rel.startswith("train/") and rel != "manifest.json":
             assert hashlib.sha256((DATA / rel).read_bytes()).hexdigest() == digest, rel
@@ -35,7 +37,8 @@ def test_committed_splits_are_disjoint_and_parallel():
     for lang in LANGUAGES:
         seen = {}
         for split in ("calib", "valid", "test"):
-            docs = [json.loads(l)["text"] for l in (DATA / "text" / lang / f"{split}.jsonl").read_text().splitlines()]
+            path = DATA / "text" / lang / f"{split}.jsonl"
+            docs = [json.loads(line)["text"] for line in path.read_text().splitlines()]
             for d in docs:
                 assert seen.setdefault(d, split) == split, f"{lang}: a document is in {seen[d]} and {split}"
     sizes = {lang: len((DATA / "text" / lang / "test.jsonl").read_text().splitlines()) for lang in LANGUAGES}
@@ -64,7 +67,7 @@ def test_committed_model_reproduces_its_recorded_dense_perplexity(model_and_toke
     model, tokenizer = model_and_tokenizer
     seqlen = RECORD["recipe"]["seqlen"]
     for lang in LANGUAGES:
-        docs = [json.loads(l)["text"] for l in (DATA / "text" / lang / "test.jsonl").read_text().splitlines()]
+        docs = [json.loads(line)["text"] for line in (DATA / "text" / lang / "test.jsonl").read_text().splitlines()]
         ids = torch.tensor(tokenizer(join_documents(docs), add_special_tokens=False)["input_ids"])
         ppl = perplexity(model, ids, seqlen).ppl
         # recorded from the fp32 model before its fp16 export: a small tolerance covers the rounding

@@ -1,5 +1,6 @@
 """The synthetic testbed corpus: determinism, disjoint splits, task schemas,
 parallelism, scripts, cognates and training shares. Standard library only."""
+
 from __future__ import annotations
 
 import json
@@ -11,17 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from mlsweep.testbed import corpus
-from mlsweep.testbed.concepts import CATEGORY_NOUNS, NOUNS
+from mlsweep.testbed.generator import corpus
+from mlsweep.testbed.generator.concepts import CATEGORY_NOUNS, NOUNS
+from mlsweep.testbed.generator.lexicon import stems
+from mlsweep.testbed.generator.meaning import NP, Clause, clause_key, random_adj, random_clause
+from mlsweep.testbed.generator.render import clause
 from mlsweep.testbed.languages import CODES, LANGUAGES, SHARES
-from mlsweep.testbed.lexicon import stems
-from mlsweep.testbed.meaning import NP, Clause, clause_key, random_adj, random_clause
-from mlsweep.testbed.render import clause
 
 SCALE = 0.02
 TEXT_SPLITS = ("calib", "valid", "test")
-SCRIPTS = {"en": "LATIN", "es": "LATIN", "de": "LATIN", "sw": "LATIN",
-           "ru": "CYRILLIC", "ar": "ARABIC", "zh": "CJK"}
+SCRIPTS = {"en": "LATIN", "es": "LATIN", "de": "LATIN", "sw": "LATIN", "ru": "CYRILLIC", "ar": "ARABIC", "zh": "CJK"}
 
 
 @pytest.fixture(scope="module")
@@ -108,14 +108,13 @@ def test_xcopa_schema_and_balance(built):
         assert_balanced([row["label"] for row in items], 2)
         assert_balanced([row["question"] for row in items], 2)
         # Parallel: the same questions and labels in every language.
-        assert [(r["question"], r["label"]) for r in items] == \
-            [(r["question"], r["label"]) for r in rows["en"]]
+        assert [(r["question"], r["label"]) for r in items] == [(r["question"], r["label"]) for r in rows["en"]]
 
 
 def test_xnli_schema_and_balance(built):
     root, _ = built
     rows = {code: jsonl(root / "tasks" / "xnli" / f"{code}.jsonl") for code in CODES}
-    for code, items in rows.items():
+    for items in rows.values():
         assert len(items) == corpus.XNLI_ITEMS
         for row in items:
             assert set(row) == {"premise", "hypothesis", "label"}

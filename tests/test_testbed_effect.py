@@ -4,25 +4,26 @@ Wanda at 70% on the committed testbed model, two calibration seeds, through
 the real cell entrypoint. Assertions are the robust ones: no exact
 perplexities, only orderings and margins relative to the seed spread.
 """
+
 import statistics
 
 import pytest
 from hydra import compose, initialize_config_dir
 
-import mlsweep.app  # noqa: F401
+import mlsweep.cell.app  # noqa: F401
 from mlsweep import CONF_DIR
-from mlsweep.cell import run_cell
+from mlsweep.cell.app import run_config
 from mlsweep.testbed.languages import LANGUAGES
 
 pytestmark = pytest.mark.integration
 LANGS = list(LANGUAGES)
-OTHER_SCRIPT = [l for l in LANGS if LANGUAGES[l].script != LANGUAGES["en"].script]
+OTHER_SCRIPT = [lang for lang in LANGS if LANGUAGES[lang].script != LANGUAGES["en"].script]
 
 
 def cell(tmp_path, *overrides):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=["eval.max_windows=50", *overrides])
-    row = run_cell(cfg, tmp_path / "_".join(overrides).replace("=", "-"))
+    row = run_config(cfg, tmp_path / "_".join(overrides).replace("=", "-"))
     assert row["status"] == "done", row["error"]
     return {lang: row[f"ppl/{lang}"] for lang in LANGS}
 

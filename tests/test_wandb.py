@@ -3,20 +3,22 @@
 The offline run's transaction log is read back with tests/wandb_log.py (wandb
 0.31 writes no wandb-summary.json offline).
 """
+
 import json
 import os
+import shutil
 import time
 
 import pytest
 from hydra import compose, initialize_config_dir
+from wandb_log import find_runs, read_run
 
-import mlsweep.app  # noqa: F401  (registers the schemas)
+import mlsweep.cell.app  # noqa: F401  (registers the schemas)
 from mlsweep import CONF_DIR
-from mlsweep.cell import run_cell
+from mlsweep.cell.app import run_config
+from mlsweep.config import CellSpec, ConfigError
 from mlsweep.tracking import redact, tracker_names
 from mlsweep.tracking.wandb_run import language_table
-from mlsweep.validate import ConfigError, validate
-from wandb_log import find_runs, read_run
 
 pytestmark = pytest.mark.integration
 
@@ -47,8 +49,17 @@ def _private_wandb(tmp_path_factory, monkeypatch):
 
 
 def wandb_cell(tiny_overrides, *extra):
-    return compose_cfg(tiny_overrides + ["logger=wandb", "logger.mode=offline", "logger.project=mlsweep-test",
-                                         "pruner=wanda", "sparsity.target=0.5", *extra])
+    return compose_cfg(
+        tiny_overrides
+        + [
+            "logger=wandb",
+            "logger.mode=offline",
+            "logger.project=mlsweep-test",
+            "pruner=wanda",
+            "sparsity.target=0.5",
+            *extra,
+        ]
+    )
 
 
 def files_containing(root, needle: str) -> list[str]:
@@ -68,33 +79,54 @@ def test_wandb_group_defaults_to_the_experiment_name():
     assert cfg.logger.group == "lang_calib" and cfg.logger.mode == "online"
 
 
-@pytest.mark.parametrize("override,field", [("logger.mode=onlin", "logger.mode"),
-                                            ("logger.init_timeout=0", "logger.init_timeout")])
+@pytest.mark.parametrize(
+    "override,field", [("logger.mode=onlin", "logger.mode"), ("logger.init_timeout=0", "logger.init_timeout")]
+)
 def test_bad_logger_settings_are_rejected_naming_the_field(tiny_overrides, override, field):
     with pytest.raises(ConfigError, match=field) as err:
-        validate(compose_cfg(tiny_overrides + ["logger=wandb", override]))
+        CellSpec.from_config(compose_cfg(tiny_overrides + ["logger=wandb", override]))
     if field == "logger.mode":
         assert "online, offline, disabled" in str(err.value)
 
 
 def test_redact_drops_credential_keys_and_values(monkeypatch):
-    cfg = {"logger": {"api_key": "x", "project": "p"}, "hf_token": "t", "WANDB_API_KEY": "k",
-           "eval_tokens": 3, "password": "pw", "note": f"key={FAKE_KEY}", "tags": [{"secret": 1, "a": 2}]}
+    cfg = {
+        "logger": {"api_key": "x", "project": "p"},
+        "hf_token": "t",
+        "WANDB_API_KEY": "k",
+        "eval_tokens": 3,
+        "password": "pw",
+        "note": f"key={FAKE_KEY}",
+        "tags": [{"secret": 1, "a": 2}],
+    }
     out = redact(cfg)
     assert out == {"logger": {"project": "p"}, "eval_tokens": 3, "note": "key=<redacted>", "tags": [{"a": 2}]}
 
 
 def test_language_table_has_one_row_per_language():
-    row = {"ppl/en": 3.0, "bpb/en": 1.0, "ppl/de": 4.0, "bpb/de": 1.5, "acc/xcopa_en": 0.6, "acc_lang/en": 0.6,
-           "calib_count/en": 8, "calib_count/code": 4, "time/eval_s": 2.0, "ppl_xlsum/eng_Latn": 9.0}
+    row = {
+        "ppl/en": 3.0,
+        "bpb/en": 1.0,
+        "ppl/de": 4.0,
+        "bpb/de": 1.5,
+        "acc/xcopa_en": 0.6,
+        "acc_lang/en": 0.6,
+        "calib_count/en": 8,
+        "calib_count/code": 4,
+        "time/eval_s": 2.0,
+        "ppl_xlsum/eng_Latn": 9.0,
+    }
     columns, rows = language_table(row)
     assert columns == ["language", "acc_lang", "bpb", "calib_count", "ppl", "ppl_xlsum"]
-    assert rows == [["de", None, 1.5, None, 4.0, None], ["en", 0.6, 1.0, 8, 3.0, None],
-                    ["eng_Latn", None, None, None, None, 9.0]]
+    assert rows == [
+        ["de", None, 1.5, None, 4.0, None],
+        ["en", 0.6, 1.0, 8, 3.0, None],
+        ["eng_Latn", None, None, None, None, 9.0],
+    ]
 
 
 def test_an_offline_run_records_config_history_summary_and_exit(tmp_path, tiny_overrides, capfd):
-    row = run_cell(wandb_cell(tiny_overrides), tmp_path, LABEL)
+    row = run_config(wandb_cell(tiny_overrides), tmp_path, LABEL)
     assert row["status"] == "done", row["error"]
     [log] = find_runs(tmp_path / "wandb")  # default logger.dir: inside the cell's folder
     run = read_run(log)
@@ -128,34 +160,39 @@ def test_an_offline_run_records_config_history_summary_and_exit(tmp_path, tiny_o
 
 def test_streamed_pruning_logs_each_blocks_sparsity(tmp_path, tiny_overrides):
     """A streamed block leaves memory after its turn: its sparsity is counted before."""
-    row = run_cell(wandb_cell(tiny_overrides, "engine.stream_from_disk=true"), tmp_path, LABEL)
+    row = run_config(wandb_cell(tiny_overrides, "engine.stream_from_disk=true"), tmp_path, LABEL)
     assert row["status"] == "done", row["error"]
     run = read_run(*find_runs(tmp_path))
     logged = [h["prune/block_sparsity"] for h in run.history if "prune/block_sparsity" in h]
     assert logged == pytest.approx(row["sparsity_per_block"]) and len(logged) > 1
 
 
-def test_two_cells_in_one_process_are_two_runs(tmp_path, tiny_overrides):
-    done = run_cell(wandb_cell(tiny_overrides), tmp_path / "a", LABEL)
-    failed = run_cell(wandb_cell(tiny_overrides, "sparsity.tolerance=-1"), tmp_path / "b", "cell 2/2 b")
+def test_two_cells_in_one_process_are_two_runs(tmp_path, tiny_overrides, text_folder):
+    leaky = (
+        tmp_path / "leaky"
+    )  # its test split is the calibration split: the cell fails at evaluation, after its run began
+    shutil.copytree(text_folder, leaky)
+    shutil.copy(leaky / "aa" / "calib.jsonl", leaky / "aa" / "test.jsonl")
+    done = run_config(wandb_cell(tiny_overrides), tmp_path / "a", LABEL)
+    failed = run_config(wandb_cell(tiny_overrides, f"eval.source.path={leaky}"), tmp_path / "b", "cell 2/2 b")
     assert done["status"] == "done" and failed["status"] == "failed"
     [a], [b] = find_runs(tmp_path / "a"), find_runs(tmp_path / "b")
     run_a, run_b = read_run(a), read_run(b)
     assert run_a.run_id != run_b.run_id
     assert (run_a.exit_code, run_b.exit_code) == (0, 1)
-    assert run_b.summary["status"] == "failed" and "sparsity" in run_b.summary["error"]
+    assert run_b.summary["status"] == "failed" and "calibration text" in run_b.summary["error"]
     assert run_b.name == "b"
 
 
 def test_disabled_mode_writes_nothing(tmp_path, tiny_overrides):
-    row = run_cell(wandb_cell(tiny_overrides, "logger.mode=disabled"), tmp_path, LABEL)
+    row = run_config(wandb_cell(tiny_overrides, "logger.mode=disabled"), tmp_path, LABEL)
     assert row["status"] == "done", row["error"]
     assert not (tmp_path / "wandb").exists() and find_runs(tmp_path) == []
 
 
 def test_logger_dir_moves_the_runs(tmp_path, tiny_overrides):
     where = tmp_path / "elsewhere"
-    row = run_cell(wandb_cell(tiny_overrides, f"logger.dir={where}"), tmp_path / "cell", LABEL)
+    row = run_config(wandb_cell(tiny_overrides, f"logger.dir={where}"), tmp_path / "cell", LABEL)
     assert row["status"] == "done", row["error"]
     assert len(find_runs(where)) == 1 and find_runs(tmp_path / "cell") == []
 
@@ -163,8 +200,11 @@ def test_logger_dir_moves_the_runs(tmp_path, tiny_overrides):
 def test_an_unreachable_server_neither_blocks_nor_fails_the_cell(tmp_path, tiny_overrides, monkeypatch, capfd):
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # the discard port: connection refused
     tic = time.perf_counter()
-    row = run_cell(wandb_cell(tiny_overrides, "logger.mode=online", "logger.init_timeout=3",
-                              "logger.finish_timeout=3"), tmp_path, LABEL)
+    row = run_config(
+        wandb_cell(tiny_overrides, "logger.mode=online", "logger.init_timeout=3", "logger.finish_timeout=3"),
+        tmp_path,
+        LABEL,
+    )
     took = time.perf_counter() - tic
     assert row["status"] == "done", row["error"]
     assert took < 60, f"the cell waited {took:.0f}s for the network"
@@ -183,7 +223,7 @@ def test_a_broken_tracker_does_not_fail_the_cell(tmp_path, tiny_overrides, monke
         raise RuntimeError(f"no luck with {FAKE_KEY}")
 
     monkeypatch.setattr(wandb, "init", broken)
-    row = run_cell(wandb_cell(tiny_overrides), tmp_path, LABEL)
+    row = run_config(wandb_cell(tiny_overrides), tmp_path, LABEL)
     assert row["status"] == "done", row["error"]
     err = capfd.readouterr().err
     assert err.count("tracker  off for this cell") == 1 and FAKE_KEY not in err

@@ -17,15 +17,17 @@ Only wandb's protobuf classes are imported; the framing is read here, so a
 change of format in a future wandb fails these tests loudly instead of being
 hidden by wandb's own reader.
 """
+
 from __future__ import annotations
 
 import json
 import struct
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
 BLOCK = 32 * 1024
@@ -36,7 +38,7 @@ FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 def records(path: Path) -> Iterator[bytes]:
     """The raw records of a transaction log, CRC-checked and reassembled."""
     data = Path(path).read_bytes()
-    if data[:len(HEADER)] != HEADER:
+    if data[: len(HEADER)] != HEADER:
         raise ValueError(f"{path}: not a W&B transaction log (header {data[:7]!r})")
     pos, pending = len(HEADER), None
     while pos + CHUNK_HEADER <= len(data):
@@ -48,7 +50,7 @@ def records(path: Path) -> Iterator[bytes]:
         if crc == 0 and length == 0 and kind == 0:  # zeroed tail (preallocated or padded)
             pos += left_in_block
             continue
-        body = data[pos + CHUNK_HEADER:pos + CHUNK_HEADER + length]
+        body = data[pos + CHUNK_HEADER : pos + CHUNK_HEADER + length]
         if len(body) < length:
             raise ValueError(f"{path}: truncated record at byte {pos}")
         if zlib.crc32(bytes([kind]) + body) != crc:
@@ -122,7 +124,12 @@ def _decode(path: Path) -> OfflineRun:
         if kind == "run":
             r = rec.run
             out.run_id, out.name, out.group, out.job_type, out.project = (
-                r.run_id, r.display_name, r.run_group, r.job_type, r.project)
+                r.run_id,
+                r.display_name,
+                r.run_group,
+                r.job_type,
+                r.project,
+            )
             out.tags = list(r.tags)
             for item in r.config.update:
                 k, v = _nested(item.key, item.nested_key, item.value_json)

@@ -1,4 +1,4 @@
-"""Hydra plugin shell of the mlsweep launchers (logic: mlsweep/launch.py).
+"""Hydra plugin shell of the mlsweep launchers (logic: mlsweep/sweep/launch.py).
 
 `mlsweep_slurm` and `mlsweep_submitit_local` extend hydra-submitit-launcher's
 configs with mlsweep's keys (resources, timeout_factor, wait, parallelism);
@@ -14,15 +14,31 @@ from typing import Any, Dict, List, Sequence
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn
+from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, LocalQueueConf, SlurmQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher, SlurmLauncher
 from omegaconf import OmegaConf
 
-from mlsweep.identity import cell_id
-from mlsweep.jobenv import THREADS_ENV
-from mlsweep.launch import (collect, executor_params, group_by_resources, local_threads, quiet_sacct, remember,
-                            split_params, submitted_returns)
+from mlsweep.cell.jobenv import THREADS_ENV
+from mlsweep.config.spec import CellSpec
+from mlsweep.sweep.launch import (
+    collect,
+    executor_params,
+    group_by_resources,
+    local_threads,
+    quiet_sacct,
+    remember,
+    split_params,
+)
+from mlsweep.sweep.sweeper import planned
+
+
+def failed_return(overrides: Sequence[str], error: BaseException) -> JobReturn:
+    return JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=error)
+
+
+def submitted_returns(overrides: Sequence[Sequence[str]]) -> list[JobReturn]:
+    return [JobReturn(overrides=list(ov), status=JobStatus.COMPLETED, _return_value="submitted") for ov in overrides]
 
 
 class _Submit:
@@ -35,16 +51,22 @@ class _Submit:
         own, params = split_params(self.params)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        loader = self.hydra_context.config_loader
-        cells = [(initial_job_idx + i, list(ov), loader.load_sweep_config(self.config, list(ov)))
-                 for i, ov in enumerate(job_overrides)]
+        cells = [(initial_job_idx + i, list(ov), self._spec(ov)) for i, ov in enumerate(job_overrides)]
         allowed = [k for k in params if k not in ("submitit_folder", "_target_")]
-        groups = group_by_resources(cells, list(own.get("resources") or []), float(own.get("timeout_factor", 2.0)),
-                                    allowed)
+        groups = group_by_resources(
+            cells, list(own.get("resources") or []), float(own.get("timeout_factor", 2.0)), allowed
+        )
         return own, params, sweep_dir, groups
 
+    def _spec(self, overrides: Sequence[str]) -> CellSpec:
+        """The cell's spec: as the sweeper planned it in this process, else composed here."""
+        cell = planned(overrides)
+        if cell is not None:
+            return cell.spec
+        return CellSpec.from_config(self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides)))
+
     def _executor(self, params: Dict[str, Any]):
-        import submitit
+        import submitit  # noqa: PLC0415 (heavy; only when submitting)
 
         init = {"folder": params["submitit_folder"]}
         if "max_num_timeout" in params:
@@ -54,8 +76,9 @@ class _Submit:
     def _submit(self, executor, params: Dict[str, Any], resources: Dict[str, Any], members: list) -> list:
         base_keys = set(OmegaConf.structured(BaseQueueConf).keys())
         executor.update_parameters(**executor_params(self._EXECUTOR, {**params, **resources}, base_keys))
-        job_params = [(ov, "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state())
-                      for idx, ov, _ in members]
+        job_params = [
+            (ov, "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()) for idx, ov, _ in members
+        ]
         jobs = executor.map_array(self, *zip(*job_params))
         ids = ", ".join(j.job_id for j in jobs[:3]) + (", ..." if len(jobs) > 3 else "")
         what = " ".join(f"{k}={v}" for k, v in resources.items()) or "the launcher's resources"
@@ -73,13 +96,16 @@ class MlsweepSlurmLauncher(_Submit, SlurmLauncher):
             submitted = self._submit(executor, params, json.loads(key), members)
             jobs += submitted
             overrides += [ov for _, ov, _ in members]
-            by_cell.update({cell_id(cfg): j.job_id for (_, _, cfg), j in zip(members, submitted)})
+            by_cell.update({spec.cell_id: j.job_id for (_, _, spec), j in zip(members, submitted)})
         remember(sweep_dir, by_cell)
         if not own.get("wait", True):
-            print(f"[launch] not waiting: follow with `mlsweep status {sweep_dir}`; "
-                  f"launch the same sweep again to submit what is missing", flush=True)
+            print(
+                f"[launch] not waiting: follow with `mlsweep status {sweep_dir}`; "
+                f"launch the same sweep again to submit what is missing",
+                flush=True,
+            )
             return submitted_returns(overrides)
-        return collect(jobs, overrides)
+        return collect(jobs, overrides, failed_return)
 
 
 class MlsweepLocalLauncher(_Submit, LocalLauncher):
@@ -90,26 +116,31 @@ class MlsweepLocalLauncher(_Submit, LocalLauncher):
         os.environ[THREADS_ENV] = str(local_threads(parallelism))
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         if visible and not params.get("gpus_per_node"):  # submitit_local would empty it
-            params = {**params, "setup": list(params.get("setup") or []) +
-                      [f"export CUDA_VISIBLE_DEVICES={shlex.quote(visible)}"]}
+            params = {
+                **params,
+                "setup": list(params.get("setup") or []) + [f"export CUDA_VISIBLE_DEVICES={shlex.quote(visible)}"],
+            }
         executor = self._executor(params)
         members = [m for ms in groups.values() for m in ms]
         wait = own.get("wait", True)
         returns: List[JobReturn] = []
         step = parallelism if wait else len(members)
         for s in range(0, len(members), step):  # waves of `parallelism` cells
-            wave = members[s:s + step]
+            wave = members[s : s + step]
             jobs = self._submit(executor, params, {}, wave)
-            remember(sweep_dir, {cell_id(cfg): j.job_id for (_, _, cfg), j in zip(wave, jobs)})
-            returns += collect(jobs, [ov for _, ov, _ in wave]) if wait else submitted_returns(
-                [ov for _, ov, _ in wave])
+            remember(sweep_dir, {spec.cell_id: j.job_id for (_, _, spec), j in zip(wave, jobs)})
+            returns += (
+                collect(jobs, [ov for _, ov, _ in wave], failed_return)
+                if wait
+                else submitted_returns([ov for _, ov, _ in wave])
+            )
         return returns
 
 
 @dataclass
 class MlsweepSlurmConf(SlurmQueueConf):
     _target_: str = "hydra_plugins.mlsweep_launcher.mlsweep_launcher.MlsweepSlurmLauncher"
-    # [{max_params_b: 3, gpus_per_node: 1, mem_gb: 32, timeout_min: 120}, ...] (mlsweep.resources)
+    # [{max_params_b: 3, gpus_per_node: 1, mem_gb: 32, timeout_min: 120}, ...] (mlsweep.sweep.resources)
     resources: List[Dict[str, Any]] = field(default_factory=list)
     timeout_factor: float = 2.0  # timeout_min >= this x the estimated run time
     wait: bool = True  # false: submit, record the job ids, return at once
@@ -124,8 +155,7 @@ class MlsweepLocalConf(LocalQueueConf):
     parallelism: int = 1  # cells at once; each gets cores // parallelism torch threads
 
 
-ConfigStore.instance().store(group="hydra/launcher", name="mlsweep_slurm", node=MlsweepSlurmConf,
-                             provider="mlsweep")
+ConfigStore.instance().store(group="hydra/launcher", name="mlsweep_slurm", node=MlsweepSlurmConf, provider="mlsweep")
 # Also under hydra-submitit-launcher's own name: Hydra merges conf/hydra/launcher/submitit_local.yaml with the
 # structured config of the same name, which must therefore know mlsweep's keys.
 for _name in ("mlsweep_submitit_local", "submitit_local"):

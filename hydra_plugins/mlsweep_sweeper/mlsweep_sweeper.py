@@ -1,7 +1,14 @@
-"""Hydra plugin shell of the mlsweep sweeper (logic: mlsweep/sweeper.py).
+"""Hydra plugin shell of the mlsweep sweeper (logic: mlsweep/sweep/sweeper.py).
 
-Selected by `override hydra/sweeper: mlsweep` in conf/config.yaml.
+Selected by `override hydra/sweeper: mlsweep` in conf/config.yaml. It turns
+Hydra's objects into plain values for the logic: each grid point's composed
+config into a Cell (its CellSpec and folder), the launcher node into a dict,
+the jobs' returns into Outcomes.
+
+Uses Hydra internals (BasicSweeper, `_parse_config`, `JobReturn._return_value`),
+which is safe because pyproject.toml pins hydra-core==1.3.8.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,15 +18,30 @@ from typing import Any, List, Optional, Sequence
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.utils import JobReturn
+from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
-from mlsweep.sweeper import NCELLS_ENV, pending_cells, plan_cells, print_plan, report_failures
+from mlsweep.config.spec import CellSpec
+from mlsweep.sweep.plan import print_plan
+from mlsweep.sweep.sweeper import NCELLS_ENV, Cell, Outcome, pending_cells, plan_cells, report_failures
+
+
+def outcome(r: JobReturn) -> Outcome:
+    """A job's return as plain values: done, submitted, or failed with its first error line."""
+    overrides = tuple(r.overrides or [])
+    if r.status == JobStatus.FAILED:
+        value = r._return_value
+        first = str(value).splitlines()[0] if str(value) else ""
+        return Outcome(overrides, "failed", f"{type(value).__name__}: {first}")
+    if r.return_value in ("done", "submitted"):
+        return Outcome(overrides, r.return_value)
+    return Outcome(overrides, "failed", "see result.json")
 
 
 class MlsweepSweeper(BasicSweeper):
-    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[dict] = None,
-                 plan_only: bool = False) -> None:
+    def __init__(
+        self, max_batch_size: Optional[int] = None, params: Optional[dict] = None, plan_only: bool = False
+    ) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.plan_only = plan_only  # `mlsweep plan`: list the cells with status and cost, run nothing
 
@@ -28,14 +50,15 @@ class MlsweepSweeper(BasicSweeper):
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         return self.split_arguments(parser.parse_overrides(self._parse_config() + list(arguments)), None)[0]
 
-    def compose(self, overrides: Sequence[str]) -> Any:
-        return self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+    def compose(self, overrides: Sequence[str]) -> Cell:
+        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        return Cell(tuple(overrides), CellSpec.from_config(cfg), str(cfg.hydra.job.override_dirname))
 
     def sweep(self, arguments: List[str]) -> Any:
         cells = plan_cells(self.grid(arguments), self.compose)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         if self.plan_only:
-            print_plan(cells, sweep_dir, self.config.hydra.launcher)
+            print_plan(cells, sweep_dir, OmegaConf.to_container(self.config.hydra.launcher, resolve=True))
             return []
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
@@ -45,13 +68,15 @@ class MlsweepSweeper(BasicSweeper):
         os.environ[NCELLS_ENV] = str(len(todo))
         returns: list[Sequence[JobReturn]] = []
         idx = 0
-        for batch in self.split_overrides_to_chunks([o for o, _ in todo], self.max_batch_size):
+        for batch in self.split_overrides_to_chunks([list(c.overrides) for c in todo], self.max_batch_size):
             returns.append(self.launcher.launch(batch, initial_job_idx=idx))
             idx += len(batch)
-        report_failures([r for rs in returns for r in rs], sweep_dir)
+        report_failures([outcome(r) for rs in returns for r in rs], sweep_dir)
         return returns
 
 
-ConfigStore.instance().store(group="hydra/sweeper", name="mlsweep",
-                             node={"_target_": f"{__name__}.MlsweepSweeper", "max_batch_size": None, "params": {},
-                                   "plan_only": False})
+ConfigStore.instance().store(
+    group="hydra/sweeper",
+    name="mlsweep",
+    node={"_target_": f"{__name__}.MlsweepSweeper", "max_batch_size": None, "params": {}, "plan_only": False},
+)

@@ -6,17 +6,23 @@ seqlen, then a random window of seqlen tokens is cut. Each language has its
 own generator seeded with (seed, language), so adding a language to a mix
 does not change the samples drawn for the others.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from dataclasses import dataclass
 from typing import Optional
 
 import torch
+
+from mlsweep.data.mixes import sample_counts
+from mlsweep.data.prompts import monolingual_texts, pad_batch, translation_texts
+from mlsweep.data.sources import SourceSpec
 
 
 @dataclass
@@ -25,6 +31,34 @@ class CalibrationSet:
     languages: list[str]  # one tag per row
     doc_hashes: set[str]  # sha1 of every document a window touched
     attention_mask: Optional[torch.Tensor] = None  # (nsamples, seqlen), for padded prompts
+
+
+@dataclass(frozen=True)
+class CalibRequest:
+    """What calibration set a cell asks for, as plain values (built by mlsweep.config.spec)."""
+
+    name: str  # the mix's label in folders and tables ("de", "uniform")
+    mix: str  # a name in mlsweep.data.mixes.MIXES
+    languages: tuple[str, ...]
+    source: SourceSpec
+    split: str
+    nsamples: int
+    seqlen: int  # tokens per window (calib.seqlen, else the model's)
+    seed: int
+    family: str = ""  # model family, for the training shares of a proportional mix
+    weights: Mapping[str, float] = field(default_factory=dict)
+    format: str = "windows"  # a name in mlsweep.data.formats.FORMATS
+    shots: int = 4
+    pivot: str = "en"
+    direction: str = "xx-pivot"
+    mask_pad_in_stats: bool = True
+    code_source: SourceSpec = SourceSpec(name="python_code")
+    code_nsamples: int = 0
+
+    def counts(self) -> dict[str, int]:
+        """Windows per language (mlsweep.data.mixes)."""
+
+        return sample_counts(self.mix, self.nsamples, list(self.languages), self.family, self.weights)
 
 
 @dataclass(frozen=True)
@@ -41,7 +75,6 @@ class PromptSpec:
 
 def build_prompts(tokenizer, source, split: str, counts: dict[str, int], spec: PromptSpec) -> CalibrationSet:
     """k-shot prompts per language from a parallel source, padded to spec.length."""
-    from mlsweep.data.prompts import monolingual_texts, pad_batch, translation_texts
 
     eos = tokenizer.eos_token or ""
     texts, langs, hashes = [], [], set()
@@ -49,13 +82,13 @@ def build_prompts(tokenizer, source, split: str, counts: dict[str, int], spec: P
         side = source.documents(lang, split)
         if spec.format == "translation":
             other = source.documents(spec.pivot, split)
-            pairs = (side, other, language_name(lang, source), language_name(spec.pivot, source))
+            pairs = (side, other, source.language_name(lang), source.language_name(spec.pivot))
             if spec.direction == "pivot-xx":
                 pairs = (other, side, pairs[3], pairs[2])
             texts += translation_texts(*pairs, eos, spec.shots, n)
             hashes |= {doc_hash(t) for t in side + other}
         else:
-            texts += monolingual_texts(side, language_name(lang, source), eos, spec.shots, n, spec.seed)
+            texts += monolingual_texts(side, source.language_name(lang), eos, spec.shots, n, spec.seed)
             hashes |= {doc_hash(t) for t in side}
         langs += [lang] * n
     ids, mask = pad_batch(tokenizer, texts, spec.length)
@@ -68,30 +101,18 @@ def merge_tagged(prompts: CalibrationSet, tag: str, other: CalibrationSet) -> Ca
         raise ValueError("calib: code windows and prompts must have the same length (calib.seqlen)")
     ids = torch.cat([prompts.input_ids, other.input_ids])
     mask = torch.cat([prompts.attention_mask, torch.ones_like(other.input_ids)])
-    return CalibrationSet(ids, [tag] * len(prompts.languages) + other.languages,
-                          prompts.doc_hashes | other.doc_hashes, mask)
-
-
-_ENGLISH_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "ru": "Russian",
-                  "zh": "Chinese", "ar": "Arabic", "sw": "Swahili", "hi": "Hindi", "bg": "Bulgarian",
-                  "el": "Greek", "th": "Thai", "tr": "Turkish", "ur": "Urdu", "vi": "Vietnamese"}
-
-
-def language_name(code: str, source) -> str:
-    """The name written before each sentence: the testbed language's own, else English (as Kim et al.)."""
-    if source.name.startswith("testbed"):
-        from mlsweep.testbed.languages import LANGUAGES
-
-        return LANGUAGES[code].name
-    return _ENGLISH_NAMES.get(code, code)
+    return CalibrationSet(
+        ids, [tag] * len(prompts.languages) + other.languages, prompts.doc_hashes | other.doc_hashes, mask
+    )
 
 
 def doc_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def sample_windows(docs: list[str], encode, eos_id: int, n: int, seqlen: int,
-                   rng: random.Random) -> tuple[list[list[int]], set[str]]:
+def sample_windows(
+    docs: list[str], encode, eos_id: int, n: int, seqlen: int, rng: random.Random
+) -> tuple[list[list[int]], set[str]]:
     """n windows of seqlen ids from randomly drawn, concatenated documents."""
     cache: dict[int, list[int]] = {}
     windows, used = [], set()
@@ -104,7 +125,7 @@ def sample_windows(docs: list[str], encode, eos_id: int, n: int, seqlen: int,
             ids.extend(cache[j])
             used.add(j)
         start = rng.randint(0, len(ids) - seqlen - 1)
-        windows.append(ids[start:start + seqlen])
+        windows.append(ids[start : start + seqlen])
     return windows, {doc_hash(docs[j]) for j in used}
 
 
@@ -120,8 +141,14 @@ def _cache_key(source_key: str, lang: str, tokenizer, seqlen: int, seed: int, n:
     return hashlib.sha1(json.dumps(ident).encode()).hexdigest()
 
 
-def build_calibration(tokenizer, documents_by_lang: dict[str, list[str]], counts: dict[str, int],
-                      seqlen: int, seed: int, source_key: str | None = None) -> CalibrationSet:
+def build_calibration(
+    tokenizer,
+    documents_by_lang: dict[str, list[str]],
+    counts: dict[str, int],
+    seqlen: int,
+    seed: int,
+    source_key: str | None = None,
+) -> CalibrationSet:
     """Windows for each language in `counts`, rows grouped by language.
 
     With a `source_key`, each language's windows are cached on disk, keyed by
@@ -137,8 +164,9 @@ def build_calibration(tokenizer, documents_by_lang: dict[str, list[str]], counts
         docs = documents_by_lang[lang]
         if not docs:
             raise ValueError(f"calib.languages: no documents for language {lang!r}")
-        path = cache_dir() / f"{_cache_key(source_key, lang, tokenizer, seqlen, seed, n, docs)}.pt" \
-            if source_key else None
+        path = (
+            cache_dir() / f"{_cache_key(source_key, lang, tokenizer, seqlen, seed, n, docs)}.pt" if source_key else None
+        )
         if path is not None and path.exists():
             win, used = torch.load(path)
         else:

@@ -4,10 +4,12 @@ The canonical code is ISO 639-1 where one exists (the codes of the papers'
 tables), else ISO 639-3. Each entry also carries the names some corpora use
 as config names (XL-Sum's `english`, `chinese_simplified`).
 """
+
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
+
+from mlsweep.registry import suggest
 
 
 @dataclass(frozen=True)
@@ -19,24 +21,46 @@ class Lang:
 
 
 _TABLE = [
-    Lang("en", "eng", "eng_Latn", "english"), Lang("de", "deu", "deu_Latn"), Lang("fr", "fra", "fra_Latn", "french"),
-    Lang("es", "spa", "spa_Latn", "spanish"), Lang("pt", "por", "por_Latn", "portuguese"),
-    Lang("it", "ita", "ita_Latn"), Lang("ru", "rus", "rus_Cyrl", "russian"), Lang("bg", "bul", "bul_Cyrl"),
-    Lang("el", "ell", "ell_Grek"), Lang("ar", "arb", "arb_Arab", "arabic"), Lang("tr", "tur", "tur_Latn", "turkish"),
-    Lang("zh", "zho", "zho_Hans", "chinese_simplified"), Lang("zh-Hant", "zht", "zho_Hant", "chinese_traditional"),
-    Lang("ja", "jpn", "jpn_Jpan", "japanese"), Lang("ko", "kor", "kor_Hang", "korean"),
-    Lang("vi", "vie", "vie_Latn", "vietnamese"), Lang("th", "tha", "tha_Thai", "thai"),
-    Lang("id", "ind", "ind_Latn", "indonesian"), Lang("hi", "hin", "hin_Deva", "hindi"),
-    Lang("bn", "ben", "ben_Beng", "bengali"), Lang("ur", "urd", "urd_Arab", "urdu"),
-    Lang("ta", "tam", "tam_Taml", "tamil"), Lang("te", "tel", "tel_Telu", "telugu"),
-    Lang("mr", "mar", "mar_Deva", "marathi"), Lang("gu", "guj", "guj_Gujr", "gujarati"),
-    Lang("ne", "npi", "npi_Deva", "nepali"), Lang("sw", "swh", "swh_Latn", "swahili"),
-    Lang("yo", "yor", "yor_Latn", "yoruba"), Lang("ig", "ibo", "ibo_Latn", "igbo"), Lang("et", "est", "est_Latn"),
-    Lang("ht", "hat", "hat_Latn"), Lang("qu", "quy", "quy_Latn"), Lang("eu", "eus", "eus_Latn"),
-    Lang("my", "mya", "mya_Mymr", "burmese"), Lang("nl", "nld", "nld_Latn"), Lang("pl", "pol", "pol_Latn"),
-    Lang("uk", "ukr", "ukr_Cyrl", "ukrainian"), Lang("fa", "pes", "pes_Arab", "persian"),
+    Lang("en", "eng", "eng_Latn", "english"),
+    Lang("de", "deu", "deu_Latn"),
+    Lang("fr", "fra", "fra_Latn", "french"),
+    Lang("es", "spa", "spa_Latn", "spanish"),
+    Lang("pt", "por", "por_Latn", "portuguese"),
+    Lang("it", "ita", "ita_Latn"),
+    Lang("ru", "rus", "rus_Cyrl", "russian"),
+    Lang("bg", "bul", "bul_Cyrl"),
+    Lang("el", "ell", "ell_Grek"),
+    Lang("ar", "arb", "arb_Arab", "arabic"),
+    Lang("tr", "tur", "tur_Latn", "turkish"),
+    Lang("zh", "zho", "zho_Hans", "chinese_simplified"),
+    Lang("zh-Hant", "zht", "zho_Hant", "chinese_traditional"),
+    Lang("ja", "jpn", "jpn_Jpan", "japanese"),
+    Lang("ko", "kor", "kor_Hang", "korean"),
+    Lang("vi", "vie", "vie_Latn", "vietnamese"),
+    Lang("th", "tha", "tha_Thai", "thai"),
+    Lang("id", "ind", "ind_Latn", "indonesian"),
+    Lang("hi", "hin", "hin_Deva", "hindi"),
+    Lang("bn", "ben", "ben_Beng", "bengali"),
+    Lang("ur", "urd", "urd_Arab", "urdu"),
+    Lang("ta", "tam", "tam_Taml", "tamil"),
+    Lang("te", "tel", "tel_Telu", "telugu"),
+    Lang("mr", "mar", "mar_Deva", "marathi"),
+    Lang("gu", "guj", "guj_Gujr", "gujarati"),
+    Lang("ne", "npi", "npi_Deva", "nepali"),
+    Lang("sw", "swh", "swh_Latn", "swahili"),
+    Lang("yo", "yor", "yor_Latn", "yoruba"),
+    Lang("ig", "ibo", "ibo_Latn", "igbo"),
+    Lang("et", "est", "est_Latn"),
+    Lang("ht", "hat", "hat_Latn"),
+    Lang("qu", "quy", "quy_Latn"),
+    Lang("eu", "eus", "eus_Latn"),
+    Lang("my", "mya", "mya_Mymr", "burmese"),
+    Lang("nl", "nld", "nld_Latn"),
+    Lang("pl", "pol", "pol_Latn"),
+    Lang("uk", "ukr", "ukr_Cyrl", "ukrainian"),
+    Lang("fa", "pes", "pes_Arab", "persian"),
 ]
-LANGS: dict[str, Lang] = {l.code: l for l in _TABLE}
+LANGS: dict[str, Lang] = {lang.code: lang for lang in _TABLE}
 _ALIASES: dict[str, str] = {}
 for _l in _TABLE:
     for _alias in (_l.code, _l.iso3, _l.flores, _l.xlsum):
@@ -55,7 +79,8 @@ def normalize(code: str, field: str = "language", extra: tuple[str, ...] = ()) -
     if code.lower() in _ALIASES:
         return _ALIASES[code.lower()]
     known = sorted(set(_ALIASES.values()) | set(extra))
-    close = difflib.get_close_matches(code, known + list(_ALIASES), n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-    raise ValueError(f"{field}: unknown language code {code!r}.{hint} Use ISO 639-1 (de), 639-3 (deu) or "
-                     f"FLORES (deu_Latn); known: {', '.join(known)}")
+    hint = suggest(code, known + list(_ALIASES), cutoff=0.5)
+    raise ValueError(
+        f"{field}: unknown language code {code!r}.{hint} Use ISO 639-1 (de), 639-3 (deu) or "
+        f"FLORES (deu_Latn); known: {', '.join(known)}"
+    )

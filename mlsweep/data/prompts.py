@@ -6,6 +6,7 @@ skipped between prompts, pairs in file order (as their `mt` data type); monoling
 Prompts are tokenised, truncated and right-padded to a fixed length; the returned mask marks real
 tokens so the layer loop can keep padding out of the statistics (`mask_pad_in_stats`).
 """
+
 from __future__ import annotations
 
 import random
@@ -13,15 +14,18 @@ import random
 import torch
 
 
-def translation_texts(src: list[str], tgt: list[str], src_name: str, tgt_name: str, eos: str, shots: int,
-                      n: int) -> list[str]:
+def translation_texts(
+    src: list[str], tgt: list[str], src_name: str, tgt_name: str, eos: str, shots: int, n: int
+) -> list[str]:
     if len(src) != len(tgt):
         raise ValueError(f"calib: parallel sides differ in length ({len(src)} vs {len(tgt)})")
     texts, i = [], 0
     while len(texts) < n:
         if i + shots > len(src):
-            raise ValueError(f"calib.nsamples={n}: the parallel split has {len(src)} pairs, enough for "
-                             f"{len(texts)} prompts of {shots} shots")
+            raise ValueError(
+                f"calib.nsamples={n}: the parallel split has {len(src)} pairs, enough for "
+                f"{len(texts)} prompts of {shots} shots"
+            )
         texts.append("".join(f"{src_name}: {src[j]}{eos}{tgt_name}: {tgt[j]}{eos}" for j in range(i, i + shots)))
         i += shots + 1  # one pair skipped between prompts
     return texts
@@ -42,6 +46,6 @@ def pad_batch(tokenizer, texts: list[str], length: int) -> tuple[torch.Tensor, t
     mask = torch.zeros(len(texts), length, dtype=torch.long)
     for i, text in enumerate(texts):
         enc = tokenizer(text, add_special_tokens=False)["input_ids"][:length]
-        ids[i, :len(enc)] = torch.tensor(enc, dtype=torch.long)
-        mask[i, :len(enc)] = 1
+        ids[i, : len(enc)] = torch.tensor(enc, dtype=torch.long)
+        mask[i, : len(enc)] = 1
     return ids, mask

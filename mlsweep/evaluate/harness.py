@@ -9,13 +9,17 @@ Guards against the harness's known traps:
 - a fresh HFLM wrapper per call, the model put in eval mode on its device
   and dtype before it is wrapped.
 """
+
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 from mlsweep import PACKAGE_DIR
+from mlsweep.registry import suggest
 
 PROJECT_TASKS = PACKAGE_DIR / "evaluate" / "tasks"
 
@@ -27,28 +31,53 @@ def task_manager(include_paths: Iterable[str | Path] = ()):
 
 @lru_cache(maxsize=8)
 def _task_manager(paths: tuple[str, ...]):
-    from lm_eval.tasks import TaskManager
+    from lm_eval.tasks import TaskManager  # noqa: PLC0415 (heavy (task index): only when tasks run)
 
     return TaskManager(include_path=list(paths), include_defaults=True, verbosity="ERROR")
 
 
-def run_tasks(model, tokenizer, tasks: list[str], *, batch_size: int, limit: Optional[float] = None,
-              num_fewshot: int = 0, seed: int = 1234, manager=None) -> dict[str, Any]:
+def run_tasks(
+    model,
+    tokenizer,
+    tasks: list[str],
+    *,
+    batch_size: int,
+    limit: Optional[float] = None,
+    num_fewshot: int = 0,
+    seed: int = 1234,
+    manager=None,
+) -> dict[str, Any]:
     """Run lm-eval tasks; returns flat metrics `acc/<task>`, `acc_stderr/<task>`, `n/<task>`."""
-    import lm_eval
-    from lm_eval.models.huggingface import HFLM
+    import lm_eval  # noqa: PLC0415 (heavy (task index): only when tasks run)
+    from lm_eval.models.huggingface import HFLM  # noqa: PLC0415 (heavy (task index): only when tasks run)
 
     if not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"eval.batch_size={batch_size!r}: an explicit positive integer is required")
     model.eval()
     param = next(model.parameters())
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_batch_size=batch_size,
-              device=str(param.device), dtype=param.dtype)
-    out = lm_eval.simple_evaluate(model=lm, tasks=list(tasks), num_fewshot=num_fewshot, limit=limit,
-                                  use_cache=None, cache_requests=False, log_samples=False,
-                                  task_manager=manager or task_manager(), bootstrap_iters=1000,
-                                  random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
-                                  fewshot_random_seed=seed)
+    lm = HFLM(
+        pretrained=model,
+        tokenizer=tokenizer,
+        batch_size=batch_size,
+        max_batch_size=batch_size,
+        device=str(param.device),
+        dtype=param.dtype,
+    )
+    out = lm_eval.simple_evaluate(
+        model=lm,
+        tasks=list(tasks),
+        num_fewshot=num_fewshot,
+        limit=limit,
+        use_cache=None,
+        cache_requests=False,
+        log_samples=False,
+        task_manager=manager or task_manager(),
+        bootstrap_iters=1000,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
+    )
     return flatten(out)
 
 
@@ -88,15 +117,11 @@ def _leaf_configs(manager, name: str, seen: set[str]) -> list[dict]:
 
 def check_tasks(tasks: list[str], include_paths: Iterable[str | Path] = ()) -> None:
     """Fail before pruning: unknown task names, or hub datasets missing while offline."""
-    import difflib
-    import os
 
     manager = task_manager(include_paths)
     for t in tasks:
         if t not in manager.all_tasks:
-            close = difflib.get_close_matches(t, manager.all_tasks, n=3)
-            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise ValueError(f"eval.tasks: {t!r} is not an lm-eval task or group.{hint}")
+            raise ValueError(f"eval.tasks: {t!r} is not an lm-eval task or group.{suggest(t, manager.all_tasks)}")
     if os.environ.get("HF_DATASETS_OFFLINE") != "1" and os.environ.get("HF_HUB_OFFLINE") != "1":
         return
     missing = []
@@ -105,12 +130,14 @@ def check_tasks(tasks: list[str], include_paths: Iterable[str | Path] = ()) -> N
         if not path or "custom_dataset" in cfg or path in _FILE_BUILDERS:
             continue
         try:
-            import datasets
+            import datasets  # noqa: PLC0415 (heavy (pyarrow): only when a hub dataset is read)
 
             datasets.load_dataset_builder(path, name)
         except Exception:
             missing.append(f"{path}" + (f" --config {name}" if name else ""))
     if missing:
         cmds = "\n  ".join(f"python -m mlsweep.data.download {m}" for m in sorted(set(missing)))
-        raise ValueError(f"eval.tasks: the hub is offline and these datasets are not cached: "
-                         f"{', '.join(sorted(set(missing)))}. Download them first on a machine with network:\n  {cmds}")
+        raise ValueError(
+            f"eval.tasks: the hub is offline and these datasets are not cached: "
+            f"{', '.join(sorted(set(missing)))}. Download them first on a machine with network:\n  {cmds}"
+        )

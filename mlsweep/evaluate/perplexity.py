@@ -4,6 +4,7 @@ The text is joined and tokenised once, cut into floor(N / seqlen)
 non-overlapping windows, and every shifted position of every window is
 scored: ppl = exp(mean token NLL). Windows are batched.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,17 +44,17 @@ def windows_of(token_ids: torch.Tensor, seqlen: int, max_windows: Optional[int] 
 
 
 @torch.no_grad()
-def perplexity(model, token_ids: torch.Tensor, seqlen: int, batch_size: int = 8,
-               max_windows: Optional[int] = None) -> PerplexityResult:
+def perplexity(
+    model, token_ids: torch.Tensor, seqlen: int, batch_size: int = 8, max_windows: Optional[int] = None
+) -> PerplexityResult:
     """token_ids: 1-D LongTensor of the joined text."""
     wins = windows_of(token_ids, seqlen, max_windows)  # (n, seqlen)
     device = next(model.parameters()).device
     nll, tokens = 0.0, 0
     for s in range(0, wins.shape[0], batch_size):
-        batch = wins[s:s + batch_size].to(device)
+        batch = wins[s : s + batch_size].to(device)
         logits = model(input_ids=batch, use_cache=False).logits.float()  # (b, seqlen, vocab)
-        loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1),
-                               reduction="sum")
+        loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1), reduction="sum")
         nll += float(loss)
         tokens += batch[:, 1:].numel()
     return PerplexityResult(math.exp(nll / tokens), nll, tokens, wins.shape[0])
@@ -71,8 +72,9 @@ def covered_text(text: str, offsets: list[tuple[int, int]], n_windows: int, seql
     return n_bytes, n_chars
 
 
-def text_perplexity(model, tokenizer, text: str, seqlen: int, batch_size: int = 8,
-                    max_windows: Optional[int] = None) -> PerplexityResult:
+def text_perplexity(
+    model, tokenizer, text: str, seqlen: int, batch_size: int = 8, max_windows: Optional[int] = None
+) -> PerplexityResult:
     """Tokenise once, score the windows, and measure the bytes and characters they cover."""
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     res = perplexity(model, torch.tensor(enc["input_ids"]), seqlen, batch_size, max_windows)

@@ -6,37 +6,66 @@ others); `acc/<task>`, `acc_stderr/<task>`, `n/<task>` (and `acc_norm` where
 lm-eval gives it) for tasks; `acc_lang/<lang>`: the mean accuracy of the
 tasks of one language (task names ending in `_<lang>`).
 """
+
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Optional
 
 from mlsweep.data.calibration import doc_hash
-from mlsweep.data.sources import TextSource
-from mlsweep.evaluate import kim
+from mlsweep.data.languages import LANGS
+from mlsweep.data.sources import SourceSpec, make_source
+from mlsweep.evaluate.harness import run_tasks, task_manager
 from mlsweep.evaluate.perplexity import join_documents, text_perplexity
+from mlsweep.evaluate.scorers import project_task
 
 
-@dataclass
-class Corpus:
+@dataclass(frozen=True)
+class CorpusSpec:
     key: str  # metric prefix ("ppl" for the main corpus)
-    source: TextSource
+    source: SourceSpec
     split: str
-    languages: list[str]
+    languages: tuple[str, ...]
     max_windows: Optional[int] = None
 
 
-@dataclass
-class Suite:
-    corpora: list[Corpus]
+@dataclass(frozen=True)
+class SuiteSpec:
+    """An eval suite as plain values (built by mlsweep.config.spec; sources are built when evaluated)."""
+
+    name: str
+    corpora: tuple[CorpusSpec, ...]  # the main corpus first
     seqlen: int
     batch_size: int
-    tasks: list[str] = field(default_factory=list)  # lm-eval names, or kim_xnli_<lang>
+    tasks: tuple[str, ...] = ()  # lm-eval names, or project scorers `<scorer>_<lang>`
     limit: Optional[float] = None
     num_fewshot: int = 0
-    include_paths: list[str] = field(default_factory=list)
-    scorer_sources: dict[str, TextSource] = field(default_factory=dict)  # project scorer -> data
+    include_paths: tuple[str, ...] = ()
+    # per project scorer: source fields replacing those of its default data (mlsweep.evaluate.scorers)
+    scorer_sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The main corpus's languages (the suite's evaluation languages)."""
+        return self.corpora[0].languages
+
+    def only(self, lang: str) -> SuiteSpec:
+        """The suite restricted to one evaluation language: its main corpus and its `_<lang>` tasks."""
+        return replace(
+            self,
+            corpora=(replace(self.corpora[0], languages=(lang,)),),
+            tasks=tuple(t for t in self.tasks if t.endswith(f"_{lang}")),
+        )
+
+    def scorer_source(self, scorer) -> SourceSpec:
+        return replace(scorer.source, **self.scorer_sources.get(scorer.name, {}))
+
+    def split_tasks(self) -> tuple[list[str], list[str]]:
+        """(lm-eval tasks, project-scorer tasks)."""
+        ours = [t for t in self.tasks if project_task(t) is not None]
+        return [t for t in self.tasks if t not in ours], ours
 
 
 def _prefix(key: str, metric: str) -> str:
@@ -47,15 +76,25 @@ def _prefix(key: str, metric: str) -> str:
 OnMetrics = Callable[[dict[str, Any]], None]
 
 
-def perplexities(model, tokenizer, corpus: Corpus, seqlen: int, batch_size: int,
-                 calib_hashes: set[str], on_metrics: Optional[OnMetrics] = None) -> dict[str, Any]:
+def perplexities(
+    model,
+    tokenizer,
+    corpus: CorpusSpec,
+    seqlen: int,
+    batch_size: int,
+    calib_hashes: set[str],
+    on_metrics: Optional[OnMetrics] = None,
+) -> dict[str, Any]:
+    source = make_source(corpus.source)
     out: dict[str, Any] = {}
     for lang in corpus.languages:
-        docs = corpus.source.documents(lang, corpus.split)
+        docs = source.documents(lang, corpus.split)
         overlap = calib_hashes & {doc_hash(d) for d in docs}
         if overlap:
-            raise RuntimeError(f"eval: {corpus.key} {corpus.split!r} ({lang}) shares {len(overlap)} documents "
-                               "with the calibration text; evaluation text must be held out")
+            raise RuntimeError(
+                f"eval: {corpus.key} {corpus.split!r} ({lang}) shares {len(overlap)} documents "
+                "with the calibration text; evaluation text must be held out"
+            )
         res = text_perplexity(model, tokenizer, join_documents(docs), seqlen, batch_size, corpus.max_windows)
         out[f"{_prefix(corpus.key, 'ppl')}/{lang}"] = res.ppl
         out[f"{_prefix(corpus.key, 'bpb')}/{lang}"] = res.bits_per_byte
@@ -68,27 +107,14 @@ def perplexities(model, tokenizer, corpus: Corpus, seqlen: int, batch_size: int,
     return out
 
 
-def project_tasks(tasks: list[str]) -> list[str]:
-    return [t for t in tasks if t.startswith("kim_xnli_")]
-
-
-def run_project_task(model, tokenizer, task: str, suite: Suite) -> dict[str, Any]:
-    lang = task.removeprefix("kim_xnli_")
-    source = suite.scorer_sources["kim_xnli"]
-    items = [dict(r) for r in _rows(source, lang)]
-    res = kim.score(model, tokenizer, kim.subset(items), suite.batch_size)
-    return {f"acc/{task}": res["acc"], f"n/{task}": res["n"]}
-
-
-def _rows(source, lang: str) -> list[dict]:
-    from mlsweep.data.hub import _load
-
-    return list(_load(**source._args(lang, "test")))
+def run_project_task(model, tokenizer, task: str, suite: SuiteSpec) -> dict[str, Any]:
+    scorer, lang = project_task(task)
+    res = scorer.score(model, tokenizer, make_source(suite.scorer_source(scorer)), lang, suite.batch_size)
+    return {f"{metric}/{task}": value for metric, value in res.items()}
 
 
 def language_means(flat: dict[str, Any]) -> dict[str, float]:
     """Mean accuracy per language over the leaf tasks named `..._<lang>` (known codes only)."""
-    from mlsweep.data.languages import LANGS
 
     by_lang: dict[str, list[float]] = {}
     for key, value in flat.items():
@@ -98,20 +124,27 @@ def language_means(flat: dict[str, Any]) -> dict[str, float]:
     return {f"acc_lang/{lang}": statistics.mean(v) for lang, v in by_lang.items()}
 
 
-def evaluate(model, tokenizer, suite: Suite, calib_hashes: set[str],
-             on_metrics: Optional[OnMetrics] = None) -> dict[str, Any]:
+def evaluate(
+    model, tokenizer, suite: SuiteSpec, calib_hashes: set[str], on_metrics: Optional[OnMetrics] = None
+) -> dict[str, Any]:
     """Every corpus and task of the suite; `on_metrics` sees each language's / task's metrics as they finish."""
     out: dict[str, Any] = {}
     for corpus in suite.corpora:
         out.update(perplexities(model, tokenizer, corpus, suite.seqlen, suite.batch_size, calib_hashes, on_metrics))
-    ours = project_tasks(suite.tasks)
-    harness = [t for t in suite.tasks if t not in ours]
+    harness, ours = suite.split_tasks()
     flat: dict[str, Any] = {}
     if harness:
-        from mlsweep.evaluate.harness import run_tasks, task_manager
-
-        flat.update(run_tasks(model, tokenizer, harness, batch_size=suite.batch_size, limit=suite.limit,
-                              num_fewshot=suite.num_fewshot, manager=task_manager(suite.include_paths)))
+        flat.update(
+            run_tasks(
+                model,
+                tokenizer,
+                harness,
+                batch_size=suite.batch_size,
+                limit=suite.limit,
+                num_fewshot=suite.num_fewshot,
+                manager=task_manager(suite.include_paths),
+            )
+        )
         if on_metrics:  # lm-eval returns all its tasks at once
             on_metrics(dict(flat))
     for task in ours:

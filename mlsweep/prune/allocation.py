@@ -1,29 +1,78 @@
 """Layerwise sparsity allocation: which sparsity each decoder block gets.
 
-`uniform`: every block at the target. `owl` (Yin et al. 2024, METHODS.md
-section 5): blocks with more outlier features keep more weights. The outlier
-ratio of block l is D_l = 100 * #{S > M * mean(S)} / numel(S), with S the
-Wanda scores |W| * ||X|| of all the block's linears together, from a dense
-statistics pass; then D' = (D - min D) / (max D - min D) * 2 * lambda and
+An allocation is a registry entry (`ALLOCATIONS`, one module per entry in
+mlsweep/prune/allocations/): its parameters (a dataclass whose fields are
+`sparsity.<field>` config keys), a check run before any weight changes, an
+optional dense statistics pass that scores the blocks, and the mapping from
+scores to per-block targets. `uniform` gives every block the target;
+`owl` (Yin et al. 2024, METHODS.md section 5) and `cwl` (M-Wanda, section
+10.4) score the blocks and spread the target with the OWL mapping below.
+
+OWL mapping: D' = (D - min D) / (max D - min D) * 2 * lambda and
 s_l = 1 - (D'_l - mean D' + 1 - s) (s_l <= 0 becomes 0.01), as the reference
 code computes it. The s_l average s and span exactly 2 * lambda; they lie in
-s +- lambda when the ratios are symmetric about their mean, and can reach
+s +- lambda when the scores are symmetric about their mean, and can reach
 s +- 2 * lambda when they are skewed (the paper states +- lambda; we keep the
 reference's formula so masks match it).
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Optional
 
 import torch
 
 from mlsweep.prune.masks import SparsityTarget
+from mlsweep.registry import Registry, suggest
 
 
-def outlier_ratio(scores: list[torch.Tensor], m: float) -> float:
-    """Percentage of scores above m times their mean, over all given score matrices."""
-    flat = torch.cat([s.flatten() for s in scores])
-    return float(100.0 * (flat > m * flat.mean()).sum() / flat.numel())
+def no_check(target: SparsityTarget, params: Any, n_languages: int) -> None:
+    return None
+
+
+def same_target(scores: list[float], target: SparsityTarget, params: Any) -> list[SparsityTarget]:
+    return [target] * len(scores)
+
+
+@dataclass(frozen=True)
+class AllocationSpec:
+    name: str
+    summary: str
+    params: Optional[type] = None  # dataclass; each field is the config key sparsity.<field>
+    check: Callable[[SparsityTarget, Any, int], None] = no_check  # (target, params, calibration languages)
+    # The dense statistics pass: (model, calibration batches, loop options, params) -> one score per block;
+    # None for an allocation that needs no data.
+    scores: Optional[Callable[..., list[float]]] = None
+    spread: Callable[[list[float], SparsityTarget, Any], list[SparsityTarget]] = same_target
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.scores is not None
+
+    def param_names(self) -> list[str]:
+        return [f.name for f in fields(self.params)] if self.params else []
+
+    def check_params(self, values: Mapping[str, Any]) -> Any:
+        unknown = sorted(set(values) - set(self.param_names()))
+        if unknown:
+            raise ValueError(
+                f"sparsity.{unknown[0]}: not a parameter of allocation {self.name!r}."
+                f"{suggest(unknown[0], self.param_names())} Allowed: "
+                f"{', '.join(self.param_names()) or 'none'}"
+            )
+        return self.params(**values) if self.params else None
+
+    def targets(
+        self, n_blocks: int, target: SparsityTarget, scores: Callable[[], list[float]], params: Any
+    ) -> list[SparsityTarget]:
+        """Per-block targets; `scores` runs the statistics pass only when this allocation has one."""
+        values = scores() if self.needs_calibration else [0.0] * n_blocks
+        return self.spread(values, target, params)
+
+
+ALLOCATIONS: Registry[AllocationSpec] = Registry("sparsity.allocation", package="mlsweep.prune.allocations")
 
 
 def owl_sparsities(ratios: list[float], sparsity: float, lam: float) -> list[float]:
@@ -34,7 +83,7 @@ def owl_sparsities(ratios: list[float], sparsity: float, lam: float) -> list[flo
     return [float(s) if s > 0 else 0.01 for s in (1 - keep)]
 
 
-def _check_layerwise(kind: str, target: SparsityTarget, lam: float) -> None:
+def check_layerwise(kind: str, target: SparsityTarget, lam: float) -> None:
     """Shared rules of the layerwise allocations: unstructured only, lambda in [0, min(s, 1-s)]."""
     if target.is_nm:
         raise ValueError(f"sparsity.allocation='{kind}' supports sparsity.pattern='unstructured' only")
@@ -43,10 +92,10 @@ def _check_layerwise(kind: str, target: SparsityTarget, lam: float) -> None:
         raise ValueError(f"sparsity.{kind}_lambda={lam}: allowed range is [0, min(s, 1-s)] = [0, {bound:g}]")
 
 
-def check_owl(target: SparsityTarget, lam: float, m: float) -> None:
-    _check_layerwise("owl", target, lam)
-    if m <= 0:
-        raise ValueError(f"sparsity.owl_m={m}: must be positive")
+def outlier_ratio(scores: list[torch.Tensor], m: float) -> float:
+    """Percentage of scores above m times their mean, over all given score matrices."""
+    flat = torch.cat([s.flatten() for s in scores])
+    return float(100.0 * (flat > m * flat.mean()).sum() / flat.numel())
 
 
 def cross_language_correlation(norms: list[torch.Tensor]) -> float:
@@ -60,29 +109,3 @@ def cross_language_correlation(norms: list[torch.Tensor]) -> float:
         i, j = torch.triu_indices(a.shape[0], a.shape[0], offset=1)
         values.append(c[i, j])
     return float(torch.cat(values).mean())
-
-
-def check_cwl(target: SparsityTarget, lam: float, n_languages: int) -> None:
-    _check_layerwise("cwl", target, lam)
-    if n_languages < 2:
-        raise ValueError(f"sparsity.allocation='cwl' needs calibration in at least 2 languages, got {n_languages}")
-
-
-def allocate(name: str, n_blocks: int, target: SparsityTarget, scores: Callable[[], list[float]],
-             lam: float = 0.08, m: float = 5.0) -> list[SparsityTarget]:
-    """Per-block targets; `scores` runs the statistics pass only when the allocation needs it.
-
-    owl: scores are outlier ratios D_l. cwl (M-Wanda, METHODS.md section 10.4): scores are
-    1 - r_b, r_b the block's cross-language correlation, so more language-specific blocks
-    keep more weights; both through the OWL mapping above.
-    """
-    if name == "uniform":
-        return [target] * n_blocks
-    if name == "owl":
-        check_owl(target, lam, m)
-    if name in ("owl", "cwl"):
-        return [SparsityTarget(s) for s in owl_sparsities(scores(), target.sparsity, lam)]
-    raise ValueError(f"sparsity.allocation={name!r}: allowed values are {', '.join(ALLOCATIONS)}")
-
-
-ALLOCATIONS = ("uniform", "owl", "cwl")

@@ -6,6 +6,7 @@ linears (Llama/Qwen2/Gemma `model.layers`, BLOOM `transformer.h`, GPT-NeoX
 names are never consulted. Embeddings and lm_head live outside the blocks and
 are therefore never pruned.
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -25,8 +26,10 @@ def find_blocks(model: nn.Module) -> nn.ModuleList:
         if best is None or len(module) > len(best):
             best = module
     if best is None:
-        raise ValueError(f"model {type(model).__name__}: no stack of decoder blocks with nn.Linear layers "
-                         f"found; supported architectures: {SUPPORTED}")
+        raise ValueError(
+            f"model {type(model).__name__}: no stack of decoder blocks with nn.Linear layers "
+            f"found; supported architectures: {SUPPORTED}"
+        )
     return best
 
 

@@ -11,6 +11,7 @@ result equals the uninterrupted one.
 `key` names the computation (the cell id); a folder written for another key
 is cleared rather than reused.
 """
+
 from __future__ import annotations
 
 import json

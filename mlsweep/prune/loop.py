@@ -1,4 +1,4 @@
-"""The layer-by-layer pruning loop: the only code that touches model internals.
+"""The layer-by-layer pruning loop: the only layer loop of the engine.
 
 1. Capture the hidden states entering block 0, with every other argument the
    model passes to its blocks (attention mask, position ids, rotary
@@ -17,24 +17,24 @@ rest of the model stays where it is (CPU for big models). The captured
 activations live on the compute device, or on the CPU with
 `activations_on_cpu` and move per batch.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Optional
 
 import torch
 from torch import nn
 
 from mlsweep.prune.arch import find_blocks, find_linears
-from mlsweep.prune.placement import move, stem_device, on_device, stem_on_device
+from mlsweep.prune.capture import Batch, CalibBatch, capture_inputs, run_block
 from mlsweep.prune.masks import SparsityTarget
+from mlsweep.prune.placement import on_device, stem_device
 from mlsweep.prune.registry import PrunerSpec
-
-
-class _Captured(Exception):
-    """Raised by the block-0 hook to stop the forward pass once inputs are caught."""
+from mlsweep.prune.stats import CollectorFactory, Workspace
 
 
 @dataclass
@@ -49,6 +49,10 @@ class LoopOptions:
     # Saves each pruned block and restores saved ones on a restart (mlsweep.prune.checkpoint).
     checkpoint: Optional[Any] = None
 
+    def store(self, device: torch.device) -> torch.device:
+        """Where captured activations live between blocks."""
+        return torch.device("cpu") if self.activations_on_cpu else device
+
     @contextmanager
     def turn(self, i: int, block: nn.Module, device: torch.device) -> Iterator[nn.Module]:
         """The block's turn: loaded if streamed, on the compute device, released afterwards."""
@@ -60,70 +64,22 @@ class LoopOptions:
             self.release_block(i, block)
 
 
-@dataclass
-class Batch:
-    hidden: torch.Tensor  # (batch, seqlen, hidden)
-    args: tuple  # further positional arguments the model passed to its blocks
-    kwargs: dict[str, Any]  # keyword arguments (masks, positions, rotary embeddings, alibi)
-    lang: Optional[str]
-    tokens: Optional[torch.Tensor] = None  # (batch, seqlen) bool: tokens that enter the statistics
-
-
-def _block_output(out: Any) -> torch.Tensor:
-    return out[0] if isinstance(out, (tuple, list)) else out
-
-
-@torch.no_grad()
-def capture_inputs(model: nn.Module, blocks: nn.ModuleList, batches: list[tuple], opts: LoopOptions,
-                   device: torch.device) -> list[Batch]:
-    """Run the model up to block 0 for every batch: (ids, lang) or (ids, lang, attention mask, stats mask)."""
-    caught: list[Batch] = []
-    store = torch.device("cpu") if opts.activations_on_cpu else device
-
-    def hook(_module, args, kwargs):
-        kwargs = dict(kwargs)
-        hidden = args[0] if args else kwargs.pop("hidden_states")
-        caught.append(Batch(hidden.to(store), move(tuple(args[1:]), store), move(kwargs, store), None))
-        raise _Captured
-
-    handle = blocks[0].register_forward_pre_hook(hook, with_kwargs=True)
-    try:
-        with stem_on_device(model, blocks, device):
-            for ids, lang, *masks in batches:
-                attention = masks[0].to(device) if masks and masks[0] is not None else None
-                try:
-                    model(input_ids=ids.to(device), attention_mask=attention, use_cache=False)
-                except _Captured:
-                    caught[-1].lang = lang
-                    if len(masks) > 1 and masks[1] is not None:
-                        caught[-1].tokens = masks[1].bool()
-    finally:
-        handle.remove()
-    return caught
-
-
-@torch.no_grad()
-def run_block(block: nn.Module, batches: list[Batch], device: torch.device,
-              on_batch: Callable[[Batch], None] | None = None) -> list[torch.Tensor]:
-    outs = []
-    for b in batches:
-        if on_batch:
-            on_batch(b)
-        out = _block_output(block(b.hidden.to(device), *move(b.args, device), **move(b.kwargs, device)))
-        outs.append(out.to(b.hidden.device))
-    return outs
-
-
-def collect(block: nn.Module, linears: dict[str, nn.Linear], make_collector: Callable[[int], Any],
-            batches: list[Batch], device: torch.device) -> tuple[dict, list[torch.Tensor]]:
+def collect(
+    block: nn.Module,
+    linears: dict[str, nn.Linear],
+    make_collector: CollectorFactory,
+    batches: list[Batch],
+    device: torch.device,
+    workspace: Workspace,
+) -> tuple[dict, list[torch.Tensor]]:
     """One pass over the block with hooks feeding each linear's collector; returns (stats, outputs).
 
     Linears that read the same input tensor (q/k/v, gate/up) share one collector: the
     statistics are the same, so accumulating them once is exact and saves the work (a
-    d_in x d_in Hessian per linear for SparseGPT). `users` on a shared collector counts
+    d_in x d_in Hessian per linear for SparseGPT). `readers` on a shared collector counts
     the linears that will consume it.
     """
-    collectors = {name: make_collector(lin.in_features) for name, lin in linears.items()}
+    collectors = {name: make_collector(lin.in_features, workspace) for name, lin in linears.items()}
     leader: dict[str, str] = {}
     # the previous linear's input: the same tensor object (not just the same address, which
     # a freed tensor can hand on) means the same statistics
@@ -142,6 +98,7 @@ def collect(block: nn.Module, linears: dict[str, nn.Linear], make_collector: Cal
             if b.tokens is not None:  # padding stays out of the statistics
                 x = x[b.tokens.reshape(-1).to(x.device)]
             collectors[name].add(x, b.hidden.shape[0], b.lang)
+
         return hook
 
     def next_batch(b: Batch) -> None:
@@ -156,18 +113,20 @@ def collect(block: nn.Module, linears: dict[str, nn.Linear], make_collector: Cal
     for follower, head in leader.items():
         collectors[follower] = collectors[head]
     for head in set(leader.values()):
-        collectors[head].users = 1 + sum(1 for h in leader.values() if h == head)
+        collectors[head].readers = 1 + sum(1 for h in leader.values() if h == head)
     return collectors, outs
 
 
-def linear_groups(block: nn.Module, linears: dict[str, nn.Linear], sample: Batch,
-                  device: torch.device) -> list[list[str]]:
+def linear_groups(
+    block: nn.Module, linears: dict[str, nn.Linear], sample: Batch, device: torch.device
+) -> list[list[str]]:
     """Linears grouped by the input they read, in forward order (for true-sequential pruning)."""
     order: list[tuple[str, torch.Tensor]] = []
 
     def make_hook(name):
         def hook(_m, inp):
             order.append((name, inp[0]))  # the tensor itself: identity, not address
+
         return hook
 
     handles = [lin.register_forward_pre_hook(make_hook(n)) for n, lin in linears.items()]
@@ -191,8 +150,9 @@ def linear_groups(block: nn.Module, linears: dict[str, nn.Linear], sample: Batch
     return groups
 
 
-def _prune_linears(linears: dict[str, nn.Linear], names: list[str], spec: PrunerSpec, stats: dict,
-                   target: SparsityTarget, params: Any) -> None:
+def _prune_linears(
+    linears: dict[str, nn.Linear], names: list[str], spec: PrunerSpec, stats: dict, target: SparsityTarget, params: Any
+) -> None:
     for name in names:
         lin = linears[name]
         new = spec.prune(lin.weight.data.float(), stats.pop(name, None), target, params)
@@ -201,24 +161,40 @@ def _prune_linears(linears: dict[str, nn.Linear], names: list[str], spec: Pruner
 
 
 @torch.no_grad()
-def walk_statistics(model: nn.Module, batches: list[tuple[torch.Tensor, Optional[str]]], opts: LoopOptions,
-                    make_collector: Callable[[int], Any],
-                    visit: Callable[[int, dict[str, nn.Linear], dict], None]) -> None:
+def walk_statistics(
+    model: nn.Module,
+    batches: list[CalibBatch],
+    opts: LoopOptions,
+    make_collector: CollectorFactory,
+    visit: Callable[[int, dict[str, nn.Linear], dict], None],
+) -> None:
     """A statistics-only pass: no pruning, dense outputs propagate (OWL's first pass, analyses)."""
     blocks = find_blocks(model)
     device = opts.device or stem_device(model, blocks)
-    data = capture_inputs(model, blocks, batches, opts, device)
-    for i, block in enumerate(blocks):
-        with opts.turn(i, block, device):
-            linears = find_linears(block)
-            stats, outs = collect(block, linears, make_collector, data, device)
-            visit(i, linears, stats)
-        for b, out in zip(data, outs):
-            b.hidden = out
+    data = capture_inputs(model, blocks, batches, device, opts.store(device))
+    workspace = Workspace()
+    try:
+        for i, block in enumerate(blocks):
+            with opts.turn(i, block, device):
+                linears = find_linears(block)
+                stats, outs = collect(block, linears, make_collector, data, device, workspace)
+                visit(i, linears, stats)
+            for b, out in zip(data, outs):
+                b.hidden = out
+    finally:
+        workspace.clear()
 
 
-def _prune_block(block: nn.Module, spec: PrunerSpec, target: SparsityTarget, params: Any, data: list[Batch],
-                 opts: LoopOptions, device: torch.device) -> Optional[list[torch.Tensor]]:
+def _prune_block(
+    block: nn.Module,
+    spec: PrunerSpec,
+    target: SparsityTarget,
+    params: Any,
+    data: list[Batch],
+    opts: LoopOptions,
+    device: torch.device,
+    workspace: Workspace,
+) -> Optional[list[torch.Tensor]]:
     """Prune one block in place; returns its dense outputs (from the statistics pass) if it had one."""
     linears = find_linears(block)
     if not spec.needs_calibration:
@@ -227,7 +203,7 @@ def _prune_block(block: nn.Module, spec: PrunerSpec, target: SparsityTarget, par
     groups = linear_groups(block, linears, data[0], device) if opts.true_sequential else [list(linears)]
     dense_outs = None
     for g, names in enumerate(groups):
-        stats, outs = collect(block, {n: linears[n] for n in names}, spec.make_collector, data, device)
+        stats, outs = collect(block, {n: linears[n] for n in names}, spec.make_collector, data, device, workspace)
         dense_outs = outs if g == 0 else dense_outs
         _prune_linears(linears, names, spec, stats, target, params)
     return dense_outs
@@ -244,52 +220,66 @@ def block_sparsity(block: nn.Module) -> float:
 
 
 @torch.no_grad()
-def prune_blocks(model: nn.Module, spec: PrunerSpec, targets: list[SparsityTarget], params: Any,
-                 batches: list[tuple[torch.Tensor, Optional[str]]], opts: LoopOptions,
-                 on_block: Optional[BlockCallback] = None) -> list[float]:
+def prune_blocks(
+    model: nn.Module,
+    spec: PrunerSpec,
+    targets: list[SparsityTarget],
+    params: Any,
+    batches: list[CalibBatch],
+    opts: LoopOptions,
+    on_block: Optional[BlockCallback] = None,
+) -> list[float]:
     """Prune every block in place; returns seconds per block.
 
     `on_block(i, seconds, sparsity)` is called after each block with its measured
     sparsity (counted while the block is still loaded: a streamed block leaves after its turn).
+    Scratch buffers (mlsweep.prune.stats.Workspace) live for this call only.
     """
     blocks = find_blocks(model)
     device = opts.device or stem_device(model, blocks)
-    data = capture_inputs(model, blocks, batches, opts, device) if spec.needs_calibration else []
-    seconds = []
-    ckpt = opts.checkpoint
-    for i, block in enumerate(blocks):
-        tic = time.perf_counter()
-        last = i + 1 == len(blocks)
-        with opts.turn(i, block, device):
-            if ckpt is not None and ckpt.has(i):  # pruned before a restart: restore, only recompute outputs
-                dense_outs = run_block(block, data, device) if data and not last and not opts.sequential else None
-                ckpt.restore(i, block)
-            else:
-                dense_outs = _prune_block(block, spec, targets[i], params, data, opts, device)
-                if ckpt is not None:
-                    ckpt.save(i, block)
-            if data and not last:
-                outs = run_block(block, data, device) if opts.sequential else dense_outs
-                for b, out in zip(data, outs):
-                    b.hidden = out
-            sparsity = block_sparsity(block) if on_block else 0.0
-        seconds.append(time.perf_counter() - tic)
-        if on_block:
-            on_block(i, seconds[-1], sparsity)
+    data = capture_inputs(model, blocks, batches, device, opts.store(device)) if spec.needs_calibration else []
+    seconds: list[float] = []
+    workspace = Workspace()
+    try:
+        for i, block in enumerate(blocks):
+            tic = time.perf_counter()
+            sparsity = _block_turn(
+                i, block, blocks, spec, targets[i], params, data, opts, device, workspace, measure=on_block is not None
+            )
+            seconds.append(time.perf_counter() - tic)
+            if on_block:
+                on_block(i, seconds[-1], sparsity)
+    finally:
+        workspace.clear()
     return seconds
 
 
-@torch.no_grad()
-def block_input_norms(model: nn.Module, batches: list[tuple], opts: LoopOptions) -> dict:
-    """Per language: mean over sequences of the sum over tokens of x^2 of the input to block 0
-    (the embedding output), Wanda's statistic; MBS compares languages by its cosine."""
-    blocks = find_blocks(model)
-    device = opts.device or stem_device(model, blocks)
-    sums: dict = {}
-    for b in capture_inputs(model, blocks, batches, opts, device):
-        x = b.hidden.float()
-        if b.tokens is not None:
-            x = x * b.tokens[..., None].to(x.device)
-        total, n = sums.get(b.lang, (0.0, 0))
-        sums[b.lang] = (total + (x * x).sum(dim=(0, 1)), n + x.shape[0])
-    return {lang: (total / n).cpu() for lang, (total, n) in sums.items()}
+def _block_turn(
+    i: int,
+    block: nn.Module,
+    blocks: nn.ModuleList,
+    spec: PrunerSpec,
+    target: SparsityTarget,
+    params: Any,
+    data: list[Batch],
+    opts: LoopOptions,
+    device: torch.device,
+    workspace: Workspace,
+    measure: bool,
+) -> float:
+    """Prune (or restore) block i, hand its outputs to the next block; returns its sparsity if measured."""
+    ckpt = opts.checkpoint
+    last = i + 1 == len(blocks)
+    with opts.turn(i, block, device):
+        if ckpt is not None and ckpt.has(i):  # pruned before a restart: restore, only recompute outputs
+            dense_outs = run_block(block, data, device) if data and not last and not opts.sequential else None
+            ckpt.restore(i, block)
+        else:
+            dense_outs = _prune_block(block, spec, target, params, data, opts, device, workspace)
+            if ckpt is not None:
+                ckpt.save(i, block)
+        if data and not last:
+            outs = run_block(block, data, device) if opts.sequential else dense_outs
+            for b, out in zip(data, outs):
+                b.hidden = out
+        return block_sparsity(block) if measure else 0.0

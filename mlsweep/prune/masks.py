@@ -5,6 +5,7 @@ returns a boolean matrix of the same shape, True where the weight is pruned.
 No hooks, devices or configs here: these are checked against formulas written
 out in the tests.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,8 +36,10 @@ def parse_pattern(pattern: str) -> tuple[int, int]:
         return 0, 0
     parts = pattern.split(":")
     if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise ValueError(f"sparsity.pattern={pattern!r}: allowed values are 'unstructured' or 'N:M' "
-                         "with integers 0 < N < M (e.g. '2:4', '4:8')")
+        raise ValueError(
+            f"sparsity.pattern={pattern!r}: allowed values are 'unstructured' or 'N:M' "
+            "with integers 0 < N < M (e.g. '2:4', '4:8')"
+        )
     n, m = int(parts[0]), int(parts[1])
     if not 0 < n < m:
         raise ValueError(f"sparsity.pattern={pattern!r}: N:M needs 0 < N < M")
@@ -49,8 +52,10 @@ def make_target(sparsity: float, pattern: str = "unstructured") -> SparsityTarge
         raise ValueError(f"sparsity.target={sparsity!r}: allowed values are numbers in [0, 1)")
     n, m = parse_pattern(pattern)
     if m and abs(float(sparsity) - n / m) > 1e-9:
-        raise ValueError(f"sparsity.target={sparsity} does not match sparsity.pattern={pattern!r}: "
-                         f"an N:M pattern prunes exactly N/M = {n / m:g}")
+        raise ValueError(
+            f"sparsity.target={sparsity} does not match sparsity.pattern={pattern!r}: "
+            f"an N:M pattern prunes exactly N/M = {n / m:g}"
+        )
     return SparsityTarget(float(sparsity), n, m)
 
 
@@ -91,6 +96,11 @@ def mask_nm(score: torch.Tensor, n: int, m: int) -> torch.Tensor:
     idx = torch.topk(groups, n, dim=-1, largest=False)[1]
     mask = torch.zeros_like(groups, dtype=torch.bool).scatter_(-1, idx, True)
     return mask.reshape(d_out, d_in)
+
+
+def apply_mask(weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The weight with its masked entries set to zero (a new tensor)."""
+    return weight.masked_fill(mask, 0.0)
 
 
 def mask_for(score: torch.Tensor, target: SparsityTarget, group: str) -> torch.Tensor:

@@ -4,10 +4,12 @@
 norms, rotary tables) for the capture of block-0 inputs; `on_device` moves a
 block for its turn and back; `move` carries the blocks' other arguments.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -51,8 +53,11 @@ def stem_on_device(model: nn.Module, blocks: nn.ModuleList, device: torch.device
             for name, t in store.items():
                 if t is not None and t.device != device:
                     moved.append((store, name, t.device))
-                    store[name] = nn.Parameter(t.data.to(device), t.requires_grad) if isinstance(t, nn.Parameter) \
+                    store[name] = (
+                        nn.Parameter(t.data.to(device), t.requires_grad)
+                        if isinstance(t, nn.Parameter)
                         else t.to(device)
+                    )
     try:
         yield
     finally:

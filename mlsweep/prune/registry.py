@@ -1,27 +1,40 @@
 """The pruner registry: short name -> PrunerSpec.
 
-A pruner is one module exposing `SPEC`; it joins by being named in `_MODULES`
-and by a YAML of the same name in conf/pruner/ (a test checks both sets are
-equal). The layer loop only talks to pruners through this interface.
+A pruner is one module in `mlsweep/prune/pruners/` that registers its spec
+(`PRUNERS.register(name, PrunerSpec(...))`) and one YAML of the same name in
+conf/pruner/ (a test checks both sets are equal). The layer loop, the cell
+and the cost model only talk to pruners through this interface: what a
+pruner needs (calibration, statistics) and what it costs are fields of its
+spec, never tests of its name.
 """
+
 from __future__ import annotations
 
-import difflib
-import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Optional
 
 import torch
 
+from mlsweep.prune.stats import CollectorFactory
+from mlsweep.registry import Registry, suggest
 
-_MODULES = ("dense", "magnitude", "wanda", "sparsegpt", "mwanda", "wanda_ratio")
+
+def score_working_set(hidden: int, mlp: int) -> float:
+    """Bytes on the device while a score-based pruner handles its largest linear: fp32 weight and scores."""
+    return 2 * 4 * hidden * mlp
 
 
-class Collector(Protocol):
-    """Per-linear calibration statistics, fed by the layer loop's forward hooks."""
+def no_solver(hidden: int, mlp: int, tokens: int) -> float:
+    return 0.0
 
-    def add(self, x: torch.Tensor, n_seq: int, lang: Optional[str]) -> None:
-        """x: the linear's input, (tokens, d_in) in fp32; n_seq: sequences in the batch."""
+
+def no_columns(hidden: int, mlp: int) -> int:
+    return 0
+
+
+def any_tags(params: Any) -> tuple[str, ...]:
+    return ()
 
 
 @dataclass(frozen=True)
@@ -33,46 +46,35 @@ class PrunerSpec:
     params: Optional[type] = None  # dataclass of method parameters; defaults = the paper's
     needs_calibration: bool = True
     prunes: bool = True  # False only for the dense baseline
-    make_collector: Optional[Callable[[int], Collector]] = None  # d_in -> fresh collector
+    make_collector: Optional[CollectorFactory] = None  # (d_in, workspace) -> fresh collector
     # Checkpoint each pruned block by default (runtime.checkpoint_blocks=null): worth it where a
     # block costs minutes on a big model (SparseGPT's solver), not where it costs a forward pass.
     checkpoint_blocks: bool = False
+    # Cost hints for `mlsweep plan` (mlsweep/sweep/costs.py), in a block's hidden width h and MLP width f:
+    working_bytes: Callable[[int, int], float] = score_working_set  # device bytes beyond the block
+    solver_flops: Callable[[int, int, int], float] = no_solver  # (h, f, calibration tokens) -> FLOPs per block
+    swept_columns: Callable[[int, int], int] = no_columns  # weight columns solved one by one per block
+    # Calibration row tags the pruner reads (wanda_ratio: its base and sub data types); () for any rows.
+    required_tags: Callable[[Any], tuple[str, ...]] = any_tags
 
-    def check_params(self, params: dict[str, Any]) -> Any:
+    def check_params(self, params: Mapping[str, Any]) -> Any:
         """Build the params dataclass, naming unknown fields and the allowed ones."""
         allowed = [f.name for f in fields(self.params)] if self.params else []
         unknown = sorted(set(params) - set(allowed))
         if unknown:
-            raise ValueError(f"pruner.{unknown[0]}: not a parameter of pruner {self.name!r}; "
-                             f"allowed: {allowed or 'none'}")
+            raise ValueError(
+                f"pruner.{unknown[0]}: not a parameter of pruner {self.name!r}.{suggest(unknown[0], allowed)} "
+                f"Allowed: {', '.join(allowed) or 'none'}"
+            )
         return self.params(**params) if self.params else None
 
 
-_REGISTRY: dict[str, PrunerSpec] = {}
-
-
-def _load() -> None:
-    if not _REGISTRY:
-        for mod in _MODULES:
-            spec = importlib.import_module(f"mlsweep.prune.{mod}").SPEC
-            _REGISTRY[spec.name] = spec
-
-
-def all_pruners() -> list[PrunerSpec]:
-    _load()
-    return list(_REGISTRY.values())
+PRUNERS: Registry[PrunerSpec] = Registry("pruner", package="mlsweep.prune.pruners")
 
 
 def get_pruner(name: str) -> PrunerSpec:
-    _load()
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(f"pruner={name!r} is unknown.{hint} Available: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+    return PRUNERS.get(name)
 
 
-def apply_mask(weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return weight.masked_fill(mask, 0.0)
-
-
+def all_pruners() -> list[PrunerSpec]:
+    return PRUNERS.values()

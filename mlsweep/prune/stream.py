@@ -10,6 +10,7 @@ the calibration activations, whatever the model's size (a 70B model on one
 80 GB GPU). The output folder is a normal checkpoint: `from_pretrained` loads
 it. The pruning itself is the same code as `prune_model` (same masks).
 """
+
 from __future__ import annotations
 
 import copy
@@ -25,12 +26,20 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from mlsweep.prune import PruneReport, allocation_scores, prepare, run, summarize, zero_counts
+from mlsweep.prune.api import allocation_scores, prepare, report_of, run
 from mlsweep.prune.arch import find_blocks
 from mlsweep.prune.loop import BlockCallback
+from mlsweep.prune.report import PruneReport, zero_counts
 
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-                    "vocab.json", "merges.txt", "generation_config.json")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "generation_config.json",
+)
 
 
 class Checkpoint:
@@ -70,24 +79,27 @@ class Checkpoint:
 
 def renamings(model: nn.Module) -> list[tuple[str, str]]:
     """The pure renamings transformers applies when loading this model; fused conversions are refused."""
-    from transformers.conversion_mapping import get_model_conversion_mapping
-    from transformers.core_model_loading import WeightRenaming
+    from transformers.conversion_mapping import get_model_conversion_mapping  # noqa: PLC0415 (heavy)
+    from transformers.core_model_loading import WeightRenaming  # noqa: PLC0415 (heavy: only when a model is built)
 
     pairs = []
     for t in get_model_conversion_mapping(model, add_legacy=False):
         if not isinstance(t, WeightRenaming):
-            raise ValueError(f"engine.stream_from_disk: {type(model).__name__} checkpoints need tensor "
-                             "conversions on load; prune this model in memory (engine.offload_blocks=true)")
+            raise ValueError(
+                f"engine.stream_from_disk: {type(model).__name__} checkpoints need tensor "
+                "conversions on load; prune this model in memory (engine.offload_blocks=true)"
+            )
         pairs += list(zip(t.source_patterns, t.target_patterns))
     return pairs
 
 
 def _materialize(module: nn.Module, prefix: str, ckpt: Checkpoint, device: torch.device) -> None:
     """Replace the module's meta tensors (recursively) by the checkpoint's."""
-    names = [f"{prefix}{n}" for n, _ in module.named_parameters()] + \
-            [f"{prefix}{n}" for n, _ in module.named_buffers() if f"{prefix}{n}" in ckpt.files]
+    names = [f"{prefix}{n}" for n, _ in module.named_parameters()] + [
+        f"{prefix}{n}" for n, _ in module.named_buffers() if f"{prefix}{n}" in ckpt.files
+    ]
     tensors = ckpt.load([n for n in names if n in ckpt.files], device)
-    module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items()}, strict=False, assign=True)
+    module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items()}, strict=False, assign=True)
 
 
 def _build_stem(model: nn.Module, blocks: nn.ModuleList, ckpt: Checkpoint, config, device: torch.device) -> None:
@@ -98,8 +110,9 @@ def _build_stem(model: nn.Module, blocks: nn.ModuleList, ckpt: Checkpoint, confi
         prefix = f"{name}." if name else ""
         for pname, p in list(module.named_parameters(recurse=False)):
             if p.is_meta and f"{prefix}{pname}" in ckpt.files:
-                module._parameters[pname] = nn.Parameter(ckpt.load([prefix + pname], device)[prefix + pname],
-                                                         requires_grad=False)
+                module._parameters[pname] = nn.Parameter(
+                    ckpt.load([prefix + pname], device)[prefix + pname], requires_grad=False
+                )
     _fill_buffers(model, in_blocks, config, device)
     model.tie_weights()
     prefix = blocks_prefix(model, blocks)
@@ -116,11 +129,14 @@ def blocks_prefix(model: nn.Module, blocks: nn.ModuleList) -> str:
 def _fill_buffers(model: nn.Module, in_blocks: set[int], config, device: torch.device) -> None:
     """Non-persistent stem buffers (rotary inv_freq, embedding scales, sinusoids) are not in
     checkpoints: take them from a one-block copy of the model built for real."""
-    missing = [(name, m) for name, m in model.named_modules() if id(m) not in in_blocks
-               and any(b is not None and b.is_meta for b in m.buffers(recurse=False))]
+    missing = [
+        (name, m)
+        for name, m in model.named_modules()
+        if id(m) not in in_blocks and any(b is not None and b.is_meta for b in m.buffers(recurse=False))
+    ]
     if not missing:
         return
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM  # noqa: PLC0415 (heavy: only when a model is built)
 
     small = copy.deepcopy(config)
     small.num_hidden_layers = 1
@@ -134,11 +150,21 @@ def _fill_buffers(model: nn.Module, in_blocks: set[int], config, device: torch.d
     del shadow
 
 
-def prune_checkpoint(src: str | Path, dst: str | Path, calibration: Any, method: str, sparsity: float,
-                     pattern: str = "unstructured", allocation: str = "uniform", *, dtype: Optional[str] = None,
-                     on_block: Optional[BlockCallback] = None, **options: Any) -> PruneReport:
-    """Stream-prune the checkpoint in `src` into `dst`; options as for `prune_model`."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+def prune_checkpoint(
+    src: str | Path,
+    dst: str | Path,
+    calibration: Any,
+    method: str,
+    sparsity: float,
+    pattern: str = "unstructured",
+    allocation: str = "uniform",
+    *,
+    dtype: Optional[str] = None,
+    on_block: Optional[BlockCallback] = None,
+    **options: Any,
+) -> PruneReport:
+    """Stream-prune the checkpoint in `src` into `dst`; keyword options as for `prune_model`."""
+    from transformers import AutoConfig, AutoModelForCausalLM  # noqa: PLC0415 (heavy: only when a model is built)
 
     job = prepare(calibration, method, sparsity, pattern, allocation, **options)
     src, dst = Path(src), Path(dst)
@@ -167,16 +193,13 @@ def prune_checkpoint(src: str | Path, dst: str | Path, calibration: Any, method:
 
     job.opts.load_block, job.opts.release_block = load, release
     job.opts.device = job.opts.device or home
-    ratios = None
-    if job.allocation != "uniform" and job.spec.prunes:
-        ratios = allocation_scores(model, job)
+    scores = None
+    if job.allocation.needs_calibration and job.spec.prunes:  # its pass reads the blocks before pruning
+        scores = allocation_scores(model, job)
     saving["on"] = True
-    targets, seconds = run(model, job, on_block, ratios)
+    targets, seconds = run(model, job, on_block, scores)
     _write_stem(model, prefix, dst, config, src)
-    overall, per_block, per_linear = summarize([counts[i] for i in range(len(blocks))])
-    return PruneReport(method, job.target.sparsity if job.spec.prunes else 0.0, job.target.pattern, overall,
-                       per_block, per_linear, seconds, [t.sparsity for t in targets],
-                       list(job.opts.checkpoint.resumed) if job.opts.checkpoint else [])
+    return report_of(job, method, targets, seconds, [counts[i] for i in range(len(blocks))])
 
 
 def _trim() -> None:
@@ -200,8 +223,7 @@ def _write_stem(model: nn.Module, prefix: str, dst: Path, config, src: Path) -> 
     for f in sorted(dst.glob("block-*.safetensors")):
         with safe_open(f, framework="pt") as h:
             weight_map.update({k: f.name for k in h.keys()})
-    (dst / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map},
-                                                                 indent=1))
+    (dst / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}, indent=1))
     config.save_pretrained(dst)
     for name in _TOKENIZER_FILES:
         if (src / name).exists():

@@ -7,10 +7,13 @@ morphologies and Unicode scripts to keep apart, while every sentence exists in
 parallel in all seven languages. The languages are named after real codes only
 for the table layout; none of them is the real language of that code.
 
-The corpus generator: `languages` (the seven definitions and their prompt
-words), `concepts` (the language-independent inventory), `lexicon` (word
-stems per language), `grammars` and `render` (meaning -> text), `meaning`,
-`rules`, `relations` and `story` (the meaning generator), `tasks`
-(XCOPA/XNLI/FLORES-like sets) and `corpus` (writes everything:
-`python3 -m mlsweep.testbed.corpus --out DIR`).
+What the runtime reads: `languages` (the seven definitions and their prompt
+words), `data/` (held-out text, parallel sentences, tasks) and `model/`
+(the trained weights and their card). Everything else is build-time, in
+`generator/`: `concepts` (the language-independent inventory), `lexicon`
+(word stems per language), `grammars` and `render` (meaning -> text),
+`meaning`, `rules`, `relations` and `story` (the meaning generator), `tasks`
+(XCOPA/XNLI/FLORES-like sets), `corpus` (writes everything:
+`python3 -m mlsweep.testbed.generator.corpus --out DIR`) and `train`; `build`
+runs them all (`make testbed`).
 """

@@ -1,15 +1,16 @@
 """`python -m mlsweep.testbed.build` (make testbed): regenerate corpus, retrain, record.
 
-1. generate the corpus (mlsweep.testbed.corpus) into testbed_build/ and copy
+1. generate the corpus (mlsweep.testbed.generator.corpus) into testbed_build/ and copy
    the small held-out parts (calib/valid/test text, parallel sentences, tasks)
    into mlsweep/testbed/data/, which is committed;
-2. train the tokenizer and the model (mlsweep.testbed.train);
+2. train the tokenizer and the model (mlsweep.testbed.generator.train);
 3. measure dense perplexity per language against a unigram baseline;
 4. write the fp16 weights, tokenizer, testbed.json (every recorded number)
    and the model card into mlsweep/testbed/model/.
 Everything is seeded; the training split itself is not committed (about 6 MB)
 because it regenerates byte-identically.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,9 +25,9 @@ import torch
 
 from mlsweep import PACKAGE_DIR
 from mlsweep.evaluate.perplexity import join_documents, perplexity
-from mlsweep.testbed import corpus, score_tasks
+from mlsweep.testbed.generator import corpus, score_tasks
+from mlsweep.testbed.generator.train import Recipe, build_model, held_out_loss, pack, train, train_tokenizer
 from mlsweep.testbed.languages import LANGUAGES, SHARES
-from mlsweep.testbed.train import Recipe, build_model, held_out_loss, pack, train, train_tokenizer
 
 DATA_DIR = PACKAGE_DIR / "testbed" / "data"
 MODEL_DIR = PACKAGE_DIR / "testbed" / "model"
@@ -68,8 +69,12 @@ def measure(model, tokenizer, build_dir: Path, data_dir: Path, seqlen: int) -> d
         train_text = (build_dir / "train" / f"{lang}.txt").read_text(encoding="utf-8")
         train_ids = tokenizer(train_text, add_special_tokens=False)["input_ids"]
         res = perplexity(model, torch.tensor(ids), seqlen)
-        out[lang] = {"ppl": round(res.ppl, 4), "unigram_ppl": round(unigram_ppl(train_ids, ids, len(tokenizer)), 2),
-                     "tokens": res.tokens, "chars_per_token": chars_per_token(tokenizer, test)}
+        out[lang] = {
+            "ppl": round(res.ppl, 4),
+            "unigram_ppl": round(unigram_ppl(train_ids, ids, len(tokenizer)), 2),
+            "tokens": res.tokens,
+            "chars_per_token": chars_per_token(tokenizer, test),
+        }
     return out
 
 
@@ -104,11 +109,18 @@ def main(argv: list[str] | None = None) -> None:
     args.model_dir.mkdir(parents=True, exist_ok=True)
     model.half().save_pretrained(args.model_dir, safe_serialization=True)
     tokenizer.save_pretrained(args.model_dir)
-    record = {"recipe": recipe.to_dict(), "shares": SHARES, "parameters": sum(p.numel() for p in model.parameters()),
-              "train_windows": windows.shape[0], "train_seconds": round(train_s, 1),
-              "valid_loss": held_out_loss(model.float(), valid), "curve": [{k: round(v, 4) if isinstance(v, float) else v for k, v in c.items()} for c in curve], "dense": results,
-              "corpus_manifest_sha256": {k: v for k, v in manifest.get("sha256", {}).items() if not k.startswith("train/")},
-              "torch": torch.__version__}
+    record = {
+        "recipe": recipe.to_dict(),
+        "shares": SHARES,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "train_windows": windows.shape[0],
+        "train_seconds": round(train_s, 1),
+        "valid_loss": held_out_loss(model.float(), valid),
+        "curve": [{k: round(v, 4) if isinstance(v, float) else v for k, v in c.items()} for c in curve],
+        "dense": results,
+        "corpus_manifest_sha256": {k: v for k, v in manifest.get("sha256", {}).items() if not k.startswith("train/")},
+        "torch": torch.__version__,
+    }
     (args.model_dir / "testbed.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     print(json.dumps(results, indent=1))
     score_tasks.main(args.model_dir)

@@ -16,6 +16,7 @@ its check sentences (`P, right? Yes, H.`) and causal sentences (`A, so B.` /
 joining methods below are the single place where punctuation and spacing of
 those sentences are defined; the corpus uses them and prompts should too.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,8 +47,7 @@ class Language:
 
     def check(self, premise: str, answer: str, hypothesis: str, end: bool = True) -> str:
         """`P, right? Yes, H.` with this language's punctuation."""
-        text = (f"{premise}{self.comma}{self.right}{self.qmark}{self.space}"
-                f"{answer}{self.comma}{hypothesis}")
+        text = f"{premise}{self.comma}{self.right}{self.qmark}{self.space}{answer}{self.comma}{hypothesis}"
         return text + self.end if end else text
 
     def so_join(self, cause: str, effect: str, end: bool = True) -> str:
@@ -67,41 +67,116 @@ class Language:
 # Share order: the order of the result tables, highest share first.
 LANGUAGES: dict[str, Language] = {
     "en": Language(
-        code="en", name="English", script="Latin", share=0.35, order="SVO",
-        right="right", yes="yes", no="no", also="also", because="because", so="so"),
+        code="en",
+        name="English",
+        script="Latin",
+        share=0.35,
+        order="SVO",
+        right="right",
+        yes="yes",
+        no="no",
+        also="also",
+        because="because",
+        so="so",
+    ),
     # Synthetic language written with Han characters, named `zh` for the table
     # layout; it is not Chinese. Every word is one or two characters of an
     # invented pool; there are no spaces.
     "zh": Language(
-        code="zh", name="岚禾", script="Han", share=0.25, order="SVO",
-        right="圭", yes="丞", no="彡", also="卉", because="冏", so="乍",
-        end="。", comma="，", qmark="？", space="", because_sep="，"),
+        code="zh",
+        name="岚禾",
+        script="Han",
+        share=0.25,
+        order="SVO",
+        right="圭",
+        yes="丞",
+        no="彡",
+        also="卉",
+        because="冏",
+        so="乍",
+        end="。",
+        comma="，",
+        qmark="？",
+        space="",
+        because_sep="，",
+    ),
     # Synthetic language in Latin script with acute accents and n-tilde, named
     # `es` for the table layout; it is not Spanish. Close relative of `de`.
     "es": Language(
-        code="es", name="Lengó", script="Latin", share=0.15, order="SVO",
-        right="verdó", yes="sé", no="nu", also="tambó", because="purké", so="entós"),
+        code="es",
+        name="Lengó",
+        script="Latin",
+        share=0.15,
+        order="SVO",
+        right="verdó",
+        yes="sé",
+        no="nu",
+        also="tambó",
+        because="purké",
+        so="entós",
+    ),
     # Synthetic language spelled with Arabic letters (written right to left),
     # named `ar` for the table layout; it is not Arabic.
     "ar": Language(
-        code="ar", name="قلزي", script="Arabic", share=0.10, order="VSO",
-        right="طاب", yes="نعو", no="لاش", also="وكم", because="بسو", so="فتم",
-        comma="، ", qmark="؟"),
+        code="ar",
+        name="قلزي",
+        script="Arabic",
+        share=0.10,
+        order="VSO",
+        right="طاب",
+        yes="نعو",
+        no="لاش",
+        also="وكم",
+        because="بسو",
+        so="فتم",
+        comma="، ",
+        qmark="؟",
+    ),
     # Synthetic language written in Cyrillic, named `ru` for the table layout;
     # it is not Russian.
     "ru": Language(
-        code="ru", name="Рушен", script="Cyrillic", share=0.08, order="SOV",
-        right="вирна", yes="дак", no="нуте", also="тожем", because="пушто", so="тадо"),
+        code="ru",
+        name="Рушен",
+        script="Cyrillic",
+        share=0.08,
+        order="SOV",
+        right="вирна",
+        yes="дак",
+        no="нуте",
+        also="тожем",
+        because="пушто",
+        so="тадо",
+    ),
     # Synthetic language in Latin script, named `de` for the table layout; it is
     # not German. Verb-second main clauses, verb-final because-clauses.
     "de": Language(
-        code="de", name="Tiedsk", script="Latin", share=0.05, order="V2/SOV",
-        right="wahro", yes="jo", no="nee", also="auk", because="wal", so="dan"),
+        code="de",
+        name="Tiedsk",
+        script="Latin",
+        share=0.05,
+        order="V2/SOV",
+        right="wahro",
+        yes="jo",
+        no="nee",
+        also="auk",
+        because="wal",
+        so="dan",
+    ),
     # Synthetic language in Latin script with noun classes, named `sw` for the
     # table layout; it is not Swahili. The low-resource member of the family.
     "sw": Language(
-        code="sw", name="Kimbala", script="Latin", share=0.02, order="SVO",
-        right="kwelo", yes="ndie", no="lahu", also="piya", because="kwasa", so="hivo"),
+        code="sw",
+        name="Kimbala",
+        script="Latin",
+        share=0.02,
+        order="SVO",
+        right="kwelo",
+        yes="ndie",
+        no="lahu",
+        also="piya",
+        because="kwasa",
+        so="hivo",
+    ),
 }
 
 SHARES: dict[str, float] = {code: lang.share for code, lang in LANGUAGES.items()}

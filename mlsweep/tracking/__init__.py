@@ -1,26 +1,26 @@
-"""Experiment trackers: short name (the `logger=` option) -> module with `NAME` and `start`.
+"""Experiment trackers: short name (the `logger=` option) -> TrackerSpec in `TRACKERS`.
 
 A tracker mirrors a cell to an outside service while it runs; the result row
 on disk stays the record (tables are built from it, never from a tracker).
-It joins by being named in `_MODULES` and by a YAML of the same name in
-conf/logger/ (a test checks both sets are equal). Trackers get plain values
-(`CellRun` and the `logger` fields), never the config object.
+It joins by one module in this package that registers its spec, and a YAML
+of the same name in conf/logger/ (a test checks both sets are equal).
+Trackers get plain values (`CellRun` and the `logger` fields), never the
+config object.
 
 A tracker can never fail or block its cell: `start` wraps it in `Guarded`,
 which prints its first error once and switches it off for the rest of the cell.
 """
+
 from __future__ import annotations
 
-import difflib
-import importlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import Any, Optional
 
+from mlsweep.registry import Registry
 from mlsweep.tracking.guard import Guarded, redact_text
-
-_MODULES = ("none", "wandb_run")
 
 # Config keys that look like credentials: dropped from anything sent to a tracker.
 SECRET_KEY = re.compile(r"(^|[_.-])(api_?key|token|password|passwd|secret)($|[_.-])", re.IGNORECASE)
@@ -38,31 +38,26 @@ class CellRun:
     label: str = "cell"  # progress label, for printed messages
 
 
-class Tracker(Protocol):
-    def log(self, metrics: dict[str, Any]) -> None:
-        """Record metrics as they happen (a history row)."""
-
-    def finish(self, row: Optional[dict[str, Any]]) -> None:
-        """Close the run: the final row as its summary; None when the cell was interrupted."""
+def no_check(options: dict[str, Any]) -> None:
+    return None
 
 
-def _modules() -> dict[str, Any]:
-    mods = [importlib.import_module(f"mlsweep.tracking.{m}") for m in _MODULES]
-    return {m.NAME: m for m in mods}
+@dataclass(frozen=True)
+class TrackerSpec:
+    name: str
+    start: Callable[..., Any]  # (CellRun, **logger options) -> an object with log(metrics) and finish(row)
+    check: Callable[[dict[str, Any]], None] = no_check  # the logger options, before the cell runs
+
+
+TRACKERS: Registry[TrackerSpec] = Registry("logger.name", package=__name__)
+
+
+def get_tracker(name: str) -> TrackerSpec:
+    return TRACKERS.get(name)
 
 
 def tracker_names() -> list[str]:
-    return sorted(_modules())
-
-
-def get_tracker(name: str):
-    """The tracker module for a `logger=` name; unknown names say did-you-mean."""
-    mods = _modules()
-    if name not in mods:
-        close = difflib.get_close_matches(name, list(mods), n=3)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(f"logger.name={name!r} is unknown.{hint} Available: {', '.join(sorted(mods))}")
-    return mods[name]
+    return TRACKERS.names()
 
 
 def start(name: str, run: CellRun, options: dict[str, Any], into: Optional[Guarded] = None) -> Guarded:

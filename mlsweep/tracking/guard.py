@@ -5,6 +5,7 @@ tracker call goes through `Guarded`, which catches the tracker's errors, prints
 the first one once (with any API key masked) and then drops the tracker; the
 cell goes on and writes its row as usual.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,9 @@ class Guarded:
         """Print the first error once and stop tracking this cell."""
         if not self.failed:
             message = redact_text(f"{type(error).__name__}: {error}".strip().splitlines()[0])
-            print(f"[{self.label}] tracker  off for this cell ({message}); the cell goes on",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[{self.label}] tracker  off for this cell ({message}); the cell goes on", file=sys.stderr, flush=True
+            )
         self.failed = True
         inner, self.inner = self.inner, None
         if inner is not None:

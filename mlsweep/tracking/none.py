@@ -1,9 +1,10 @@
 """`logger=none`: no tracker; the result row on disk is the whole record."""
+
 from __future__ import annotations
 
 from typing import Any, Optional
 
-NAME = "none"
+from mlsweep.tracking import TRACKERS, TrackerSpec
 
 
 class NoTracker:
@@ -17,3 +18,6 @@ class NoTracker:
 def start(run, **options: Any) -> NoTracker:
     """Options of the logger config are accepted and ignored, so switching loggers needs no other edit."""
     return NoTracker()
+
+
+TRACKERS.register("none", TrackerSpec("none", start))

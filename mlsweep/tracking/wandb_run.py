@@ -22,16 +22,17 @@ seconds for the server, then writes the run offline into the cell's folder
 waits at most `finish_timeout` seconds for uploads. The API key is read by
 wandb itself (WANDB_API_KEY or `wandb login`), never from the config.
 """
+
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
-from mlsweep.tracking import CellRun, redact_text
+from mlsweep.tracking import TRACKERS, CellRun, TrackerSpec, redact_text
 from mlsweep.tracking.none import NoTracker
 
-NAME = "wandb"
 MODES = ("online", "offline", "disabled")
 MAX_TAG = 64  # characters: W&B rejects longer tags
 # Row keys `<metric>/<lang>` whose suffixes name the languages of the per-language table.
@@ -39,20 +40,38 @@ LANGUAGE_METRICS = ("ppl", "acc_lang")
 NOT_PER_LANGUAGE = ("acc", "acc_norm", "acc_stderr", "acc_norm_stderr", "n", "time", "version")
 
 
-def start(run: CellRun, *, mode: str = "online", project: str = "mlsweep", entity: Optional[str] = None,
-          group: Optional[str] = None, job_type: str = "cell", tags: Sequence[str] = (), dir: Optional[str] = None,
-          init_timeout: float = 30.0, finish_timeout: float = 120.0) -> Any:
+def start(
+    run: CellRun,
+    *,
+    mode: str = "online",
+    project: str = "mlsweep",
+    entity: Optional[str] = None,
+    group: Optional[str] = None,
+    job_type: str = "cell",
+    tags: Sequence[str] = (),
+    dir: Optional[str] = None,
+    init_timeout: float = 30.0,
+    finish_timeout: float = 120.0,
+) -> Any:
     if mode == "disabled":  # nothing imported, nothing written
         return NoTracker()
     if mode not in MODES:
         raise ValueError(f"logger.mode={mode!r}: allowed values are {', '.join(MODES)}")
-    import wandb
+    import wandb  # noqa: PLC0415 (heavy: only when logging to W&B)
 
     root = Path(dir) if dir else run.out_dir
     root.mkdir(parents=True, exist_ok=True)
-    args = dict(project=project, entity=entity, group=group, job_type=job_type, name=run.name,
-                tags=[t[:MAX_TAG] for t in [*run.tags, *tags]], config=run.config, dir=str(root),
-                reinit="finish_previous")
+    args = dict(
+        project=project,
+        entity=entity,
+        group=group,
+        job_type=job_type,
+        name=run.name,
+        tags=[t[:MAX_TAG] for t in [*run.tags, *tags]],
+        config=run.config,
+        dir=str(root),
+        reinit="finish_previous",
+    )
     # console off: the cell's own log is in its folder, and wrapping stdout once per cell is what we avoid;
     # quiet: besides less chatter, wandb then skips two account look-ups (5 s each when the server is unreachable)
     settings = dict(init_timeout=init_timeout, finish_timeout=finish_timeout, console="off", quiet=True)
@@ -63,8 +82,12 @@ def start(run: CellRun, *, mode: str = "online", project: str = "mlsweep", entit
             raise
         wb = wandb.init(mode="offline", settings=wandb.Settings(**settings), **args)
         message = redact_text(f"{type(e).__name__}: {e}".strip().splitlines()[0])
-        print(f"[{run.label}] wandb    online start failed ({message}); logging offline, upload later with: "
-              f"wandb sync {Path(wb.dir).parent}", file=sys.stderr, flush=True)
+        print(
+            f"[{run.label}] wandb    online start failed ({message}); logging offline, upload later with: "
+            f"wandb sync {Path(wb.dir).parent}",
+            file=sys.stderr,
+            flush=True,
+        )
     return WandbTracker(wb)
 
 
@@ -80,7 +103,7 @@ class WandbTracker:
     def finish(self, row: Optional[dict[str, Any]]) -> None:
         try:
             if row is not None:
-                import wandb
+                import wandb  # noqa: PLC0415 (heavy: only when logging to W&B)
 
                 columns, rows = language_table(row)
                 if rows:
@@ -97,8 +120,19 @@ def language_table(row: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     per-task and provenance keys (`acc/<task>`, `time/...`) stay out.
     """
     split = [(k.split("/", 1)[0], k.split("/", 1)[1]) for k in row if "/" in k]
-    langs = sorted({lang for metric, lang in split
-                    if metric in LANGUAGE_METRICS or metric.startswith("ppl_")})
+    langs = sorted({lang for metric, lang in split if metric in LANGUAGE_METRICS or metric.startswith("ppl_")})
     metrics = sorted({metric for metric, lang in split if lang in langs and metric not in NOT_PER_LANGUAGE})
     rows = [[lang] + [row.get(f"{m}/{lang}") for m in metrics] for lang in langs]
     return ["language"] + metrics, rows
+
+
+def check(options: dict[str, Any]) -> None:
+    """A known mode and positive timeouts (a tracker never fails a running cell, so this runs before)."""
+    if options.get("mode", "online") not in MODES:
+        raise ValueError(f"logger.mode={options.get('mode')!r}: allowed values are {', '.join(MODES)}")
+    for key in ("init_timeout", "finish_timeout"):
+        if key in options and options[key] <= 0:
+            raise ValueError(f"logger.{key}={options[key]}: must be a positive number of seconds")
+
+
+TRACKERS.register("wandb", TrackerSpec("wandb", start, check))

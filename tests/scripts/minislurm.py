@@ -18,6 +18,7 @@ are installed too; a private MariaDB (data dir, socket and pid file under the
 root, TCP on 127.0.0.1 only) backs a slurmdbd, the cluster is registered with
 sacctmgr before slurmctld starts, and `sacct` reports job states.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,8 +48,10 @@ def ensure_installed(accounting: bool = False) -> None:
     if not packages:
         return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise RuntimeError("SLURM is not installed and cannot be installed here (needs root and apt-get): "
-                           f"apt-get install {' '.join(packages)}")
+        raise RuntimeError(
+            "SLURM is not installed and cannot be installed here (needs root and apt-get): "
+            f"apt-get install {' '.join(packages)}"
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
     subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True, env=env, stdout=subprocess.DEVNULL)
@@ -108,8 +111,11 @@ class MiniSlurm:
             key.write_bytes(os.urandom(1024))
             os.chmod(key, 0o600)
         self.socket = r / "munge" / "munge.socket"
-        accounting = ("JobAcctGatherType=jobacct_gather/none\nAccountingStorageType=accounting_storage/none"
-                      if not self.accounting else self._write_dbd_config())
+        accounting = (
+            "JobAcctGatherType=jobacct_gather/none\nAccountingStorageType=accounting_storage/none"
+            if not self.accounting
+            else self._write_dbd_config()
+        )
         self.conf.write_text(f"""# single-node test cluster (tests/scripts/minislurm.py)
 ClusterName=mini
 SlurmctldHost=localhost(127.0.0.1)
@@ -120,12 +126,12 @@ AuthInfo=socket={self.socket}
 CredType=cred/munge
 SlurmUser=root
 SlurmdUser=root
-StateSaveLocation={r / 'state'}
-SlurmdSpoolDir={r / 'spool'}
-SlurmctldPidFile={r / 'slurmctld.pid'}
-SlurmdPidFile={r / 'slurmd.pid'}
-SlurmctldLogFile={r / 'log' / 'slurmctld.log'}
-SlurmdLogFile={r / 'log' / 'slurmd.log'}
+StateSaveLocation={r / "state"}
+SlurmdSpoolDir={r / "spool"}
+SlurmctldPidFile={r / "slurmctld.pid"}
+SlurmdPidFile={r / "slurmd.pid"}
+SlurmctldLogFile={r / "log" / "slurmctld.log"}
+SlurmdLogFile={r / "log" / "slurmd.log"}
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
@@ -149,31 +155,40 @@ PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
         r = self.root
         self.db_port, self.dbd_port = _free_port(), _free_port()
         self.db_pass = secrets.token_hex(16)  # a fresh one each bring-up; _start_mariadb sets it
-        _write_secret(r / "slurmdbd.conf", f"""# accounting daemon of the test cluster (tests/scripts/minislurm.py)
+        _write_secret(
+            r / "slurmdbd.conf",
+            f"""# accounting daemon of the test cluster (tests/scripts/minislurm.py)
 AuthType=auth/munge
 AuthInfo=socket={self.socket}
 DbdHost=localhost
 DbdPort={self.dbd_port}
 SlurmUser=root
-PidFile={r / 'slurmdbd.pid'}
-LogFile={r / 'log' / 'slurmdbd.log'}
+PidFile={r / "slurmdbd.pid"}
+LogFile={r / "log" / "slurmdbd.log"}
 StorageType=accounting_storage/mysql
 StorageHost=127.0.0.1
 StoragePort={self.db_port}
 StorageUser={DB_USER}
 StoragePass={self.db_pass}
 StorageLoc={DB_NAME}
-""")
+""",
+        )
         # AccountingStoragePass is the munged socket for talking to slurmdbd (AuthInfo is not used there: without
         # it sacctmgr and slurmctld try /run/munge). jobacct_gather/linux reads /proc, so it needs no cgroups.
-        return (f"AccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageHost=localhost\n"
-                f"AccountingStoragePort={self.dbd_port}\nAccountingStoragePass={self.socket}\n"
-                "JobAcctGatherType=jobacct_gather/linux")
+        return (
+            f"AccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageHost=localhost\n"
+            f"AccountingStoragePort={self.dbd_port}\nAccountingStoragePass={self.socket}\n"
+            "JobAcctGatherType=jobacct_gather/linux"
+        )
 
     def _sql(self, statement: str) -> subprocess.CompletedProcess:
         """Run SQL as MariaDB's root over our private socket (root logs in without a password there)."""
-        return subprocess.run([_sbin("mariadb"), "--no-defaults", f"--socket={self.db_socket}", "-uroot",
-                               "-e", statement], capture_output=True, text=True, timeout=30)
+        return subprocess.run(
+            [_sbin("mariadb"), "--no-defaults", f"--socket={self.db_socket}", "-uroot", "-e", statement],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
 
     def _start_mariadb(self, timeout: float) -> None:
         """A private mariadbd: data, socket and pid file under root/db, TCP on 127.0.0.1 only."""
@@ -181,17 +196,38 @@ StorageLoc={DB_NAME}
         data, self.db_socket = db / "data", db / "mariadb.sock"
         if not (data / "mysql").exists():
             with open(self.root / "log" / "mariadb-install-db.out", "ab") as log:
-                subprocess.run([_sbin("mariadb-install-db"), "--no-defaults", f"--datadir={data}", "--user=root",
-                                "--auth-root-authentication-method=normal", "--skip-test-db",
-                                "--skip-name-resolve"], check=True, stdout=log, stderr=subprocess.STDOUT)
+                subprocess.run(
+                    [
+                        _sbin("mariadb-install-db"),
+                        "--no-defaults",
+                        f"--datadir={data}",
+                        "--user=root",
+                        "--auth-root-authentication-method=normal",
+                        "--skip-test-db",
+                        "--skip-name-resolve",
+                    ],
+                    check=True,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
         # slurmdbd warns below 900 s: its rollups hold long transactions
-        self._start(_sbin("mariadbd"), "--no-defaults", f"--datadir={data}", f"--socket={self.db_socket}",
-                    f"--pid-file={db / 'mariadbd.pid'}", f"--port={self.db_port}", "--bind-address=127.0.0.1",
-                    "--skip-name-resolve", "--user=root", "--innodb-lock-wait-timeout=900")
+        self._start(
+            _sbin("mariadbd"),
+            "--no-defaults",
+            f"--datadir={data}",
+            f"--socket={self.db_socket}",
+            f"--pid-file={db / 'mariadbd.pid'}",
+            f"--port={self.db_port}",
+            "--bind-address=127.0.0.1",
+            "--skip-name-resolve",
+            "--user=root",
+            "--innodb-lock-wait-timeout=900",
+        )
         self._wait(lambda: self._sql("SELECT 1").returncode == 0, timeout, "mariadbd did not accept connections")
         user = f"'{DB_USER}'@'127.0.0.1'"  # --skip-name-resolve: TCP clients are known by their IP
-        made = self._sql(f"CREATE OR REPLACE USER {user} IDENTIFIED BY '{self.db_pass}'; "
-                         f"GRANT ALL ON {DB_NAME}.* TO {user};")
+        made = self._sql(
+            f"CREATE OR REPLACE USER {user} IDENTIFIED BY '{self.db_pass}'; GRANT ALL ON {DB_NAME}.* TO {user};"
+        )
         if made.returncode != 0:
             self.down()
             raise RuntimeError(f"minislurm: could not create the slurmdbd database user: {made.stderr}")
@@ -200,26 +236,39 @@ StorageLoc={DB_NAME}
         """slurmdbd, then the cluster registered in its database before slurmctld first connects."""
         self._start(_sbin("slurmdbd"), "-D")
         self._wait(lambda: _listening(self.dbd_port), timeout, "slurmdbd did not open its port")
-        added = subprocess.run(["sacctmgr", "-i", "add", "cluster", "mini"], capture_output=True, text=True,
-                               timeout=60, env={**os.environ, **self.env()})
+        added = subprocess.run(
+            ["sacctmgr", "-i", "add", "cluster", "mini"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **self.env()},
+        )
         if added.returncode != 0 and "already exists" not in added.stdout + added.stderr:
             self.down()
             raise RuntimeError(f"minislurm: sacctmgr could not add the cluster: {added.stdout}{added.stderr}")
 
     def _start(self, *cmd: str) -> subprocess.Popen:
         log = open(self.root / "log" / f"{Path(cmd[0]).name}.out", "ab")
-        proc = subprocess.Popen(list(cmd), stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env()},
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            list(cmd), stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env()}, start_new_session=True
+        )
         self.procs.append(proc)
         return proc
 
-    def up(self, timeout: float = 60.0) -> "MiniSlurm":
+    def up(self, timeout: float = 60.0) -> MiniSlurm:
         ensure_installed(self.accounting)
         self._write_config()
         r = self.root
-        self._start(_sbin("munged"), "-F", "--force", f"--socket={self.socket}",
-                    f"--key-file={r / 'munge' / 'munge.key'}", f"--pid-file={r / 'munge' / 'munged.pid'}",
-                    f"--log-file={r / 'log' / 'munged.log'}", f"--seed-file={r / 'munge' / 'munged.seed'}")
+        self._start(
+            _sbin("munged"),
+            "-F",
+            "--force",
+            f"--socket={self.socket}",
+            f"--key-file={r / 'munge' / 'munge.key'}",
+            f"--pid-file={r / 'munge' / 'munged.pid'}",
+            f"--log-file={r / 'log' / 'munged.log'}",
+            f"--seed-file={r / 'munge' / 'munged.seed'}",
+        )
         self._wait(lambda: self.socket.exists(), timeout, "munged did not create its socket")
         if self.accounting:
             self._start_mariadb(timeout)
@@ -231,8 +280,13 @@ StorageLoc={DB_NAME}
 
     def _node_idle(self) -> bool:
         try:
-            out = subprocess.run(["sinfo", "-h", "-N", "-o", "%t"], capture_output=True, text=True, timeout=10,
-                                 env={**os.environ, **self.env()}).stdout.strip()
+            out = subprocess.run(
+                ["sinfo", "-h", "-N", "-o", "%t"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                env={**os.environ, **self.env()},
+            ).stdout.strip()
         except subprocess.SubprocessError:
             return False
         return out.startswith("idle")
@@ -251,14 +305,16 @@ StorageLoc={DB_NAME}
         raise RuntimeError(f"minislurm: {what}\n{logs}")
 
     def run(self, *cmd: str) -> str:
-        return subprocess.run(list(cmd), capture_output=True, text=True, timeout=60,
-                              env={**os.environ, **self.env()}).stdout
+        return subprocess.run(
+            list(cmd), capture_output=True, text=True, timeout=60, env={**os.environ, **self.env()}
+        ).stdout
 
     def down(self) -> None:
         """Cancel our jobs, then stop slurmd, slurmctld (slurmdbd, mariadbd) and munged, each by its PID."""
         if self.procs and Path(self.procs[-1].args[0]).name == "slurmd" and self.procs[-1].poll() is None:
-            subprocess.run(["scancel", "--full", "-u", "root"], capture_output=True, timeout=30,
-                           env={**os.environ, **self.env()})
+            subprocess.run(
+                ["scancel", "--full", "-u", "root"], capture_output=True, timeout=30, env={**os.environ, **self.env()}
+            )
             end = time.time() + 30
             while time.time() < end and self.run("squeue", "-h", "-o", "%i").strip():
                 time.sleep(0.5)

@@ -6,6 +6,7 @@ Prints one JSON line: the peak of the resident set during the run minus the
 resident set just before it (MB), sampled every 2 ms from /proc/self/statm
 (ru_maxrss would report the import-time peak instead).
 """
+
 import json
 import os
 import sys
@@ -17,7 +18,6 @@ from transformers import AutoModelForCausalLM
 
 from mlsweep.prune import prune_model
 from mlsweep.prune.stream import prune_checkpoint
-
 
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
 
@@ -40,12 +40,12 @@ class PeakSampler(threading.Thread):
 
 def prune(mode: str, src: str, dst: str, method: str, calibration: torch.Tensor) -> None:
     if mode == "stream":
-        prune_checkpoint(src, dst, calibration, method, 0.5, batch_size=4)
+        prune_checkpoint(src, dst, calibration, method, 0.5, engine=dict(batch_size=4))
     else:
         model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32).eval()
         for p in model.parameters():  # own the weights in RAM (from_pretrained may leave them file-mapped)
             p.data = p.data.clone()
-        prune_model(model, calibration, method, 0.5, batch_size=4)
+        prune_model(model, calibration, method, 0.5, engine=dict(batch_size=4))
 
 
 def warm_up(mode: str, src: str, dst: str, method: str) -> None:

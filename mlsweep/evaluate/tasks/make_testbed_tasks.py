@@ -5,6 +5,7 @@
 One YAML per (task, language) plus a group per task whose score is the
 unweighted mean over languages. Re-run after changing the languages.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -7,6 +7,7 @@ text in every language: `A, so B` / `B because A` for XCOPA, and
 Data are loaded through Hugging Face `datasets` (json builder) from the
 JSONL files shipped in mlsweep/testbed/data/tasks/.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -19,7 +20,7 @@ XNLI_ANSWERS = ("yes", "also", "no")  # label 0 entailment, 1 neutral, 2 contrad
 
 
 def _load(task: str, lang: str, **_ignored):
-    import datasets
+    import datasets  # noqa: PLC0415 (heavy (pyarrow): only when a hub dataset is read)
 
     return datasets.load_dataset("json", data_files={"test": str(TASK_DATA / task / f"{lang}.jsonl")})
 

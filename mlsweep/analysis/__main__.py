@@ -1,0 +1,45 @@
+"""`python -m mlsweep.analysis masks|similarity`: the analyses of mlsweep.analysis on the command line."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mlsweep import PACKAGE_DIR
+from mlsweep.analysis.masks import mask_overlap
+from mlsweep.testbed.languages import LANGUAGES
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(
+        prog="python -m mlsweep.analysis", description="analyses of finished sweeps and of calibration data"
+    )
+    sub = ap.add_subparsers(dest="what", required=True)
+    m = sub.add_parser("masks", help="mask overlap between cells that differ in calibration language")
+    m.add_argument("folders", nargs="+", type=Path)
+    s = sub.add_parser("similarity", help="cosine similarity of languages' block-0 input statistics")
+    s.add_argument("--model", default=str(PACKAGE_DIR / "testbed" / "model"))
+    s.add_argument("--source", default="testbed")
+    s.add_argument("--split", default="calib")
+    s.add_argument("--languages", nargs="+", default=list(LANGUAGES))
+    s.add_argument("--nsamples", type=int, default=32)
+    s.add_argument("--seqlen", type=int, default=128)
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--out", type=Path, default=Path("language_similarity.csv"))
+    args = ap.parse_args(argv)
+    if args.what == "masks":
+        table = mask_overlap(args.folders)
+        out = args.folders[0] / "report" / "mask_overlap.csv"
+    else:
+        from mlsweep.analysis.similarity import similarity  # noqa: PLC0415 (loads torch models: only when asked)
+
+        table = similarity(args.model, args.source, args.split, args.languages, args.nsamples, args.seqlen, args.seed)
+        out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out)
+    print(table.round(3).to_string())
+    print(f"\nwritten to {out}")
+
+
+if __name__ == "__main__":
+    main()

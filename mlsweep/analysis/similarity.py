@@ -1,0 +1,33 @@
+"""MBS's language similarity: cosine between languages' Wanda statistics of the input to block 0.
+
+Loads a model and runs the engine's capture of block-0 inputs (public prune API only).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from mlsweep.data.calibration import build_calibration
+from mlsweep.data.sources import SourceSpec, make_source
+from mlsweep.modeling import load_model
+from mlsweep.prune.api import calibration_batches
+from mlsweep.prune.capture import block_input_norms
+
+
+def language_similarity(norms: dict[str, torch.Tensor]) -> pd.DataFrame:
+    """Cosine between languages' block-0 input statistics (MBS's similarity)."""
+    langs = list(norms)
+    v = torch.stack([norms[lang].double() for lang in langs])
+    v = v / v.norm(dim=1, keepdim=True)
+    return pd.DataFrame((v @ v.t()).numpy(), index=langs, columns=langs)
+
+
+def similarity(
+    model_path: str, source_name: str, split: str, languages: list[str], nsamples: int, seqlen: int, seed: int
+) -> pd.DataFrame:
+    model, tok = load_model(model_path, "float32", torch.device("cpu"))
+    source = make_source(SourceSpec(name=source_name))
+    docs = {lang: source.documents(lang, split) for lang in languages}
+    calib = build_calibration(tok, docs, {lang: nsamples for lang in languages}, seqlen, seed)
+    return language_similarity(block_input_norms(model, calibration_batches(calib.input_ids, calib.languages, 8)))

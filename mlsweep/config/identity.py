@@ -1,0 +1,75 @@
+"""A cell's identity: its grid coordinates and the hash of everything that determines its numbers.
+
+The sweeper folds grid points with equal ids (dense ignores calibration and
+sparsity), skips cells whose id already has a `done` row in the sweep folder,
+and the tables group rows by the axes. Settings that change where or how fast
+something is computed, not what (threads, offloading, the tracker), stay out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any, Optional
+
+from mlsweep.data.calibration import CalibRequest
+from mlsweep.data.mixes import MIXES
+from mlsweep.prune.masks import SparsityTarget
+from mlsweep.prune.registry import PrunerSpec
+
+# Bumped whenever a code change alters the numbers a cell produces (a pruner's maths, sampling,
+# evaluation), so rows computed before no longer count as done. Not the git sha: a README edit
+# must not invalidate a finished study.
+RESULTS_VERSION = 1
+# Engine settings that change where or how fast a cell computes, not what: not part of its identity.
+WHERE_NOT_WHAT = ("offload_blocks", "stream_from_disk", "activations_on_cpu")
+
+
+def cell_axes(
+    cfg: Mapping[str, Any],
+    pruner: PrunerSpec,
+    params: Mapping[str, Any],
+    target: Optional[SparsityTarget],
+    calib: Optional[CalibRequest],
+) -> dict[str, Any]:
+    """The grid coordinates of a cell; axes a pruner ignores are '-' (dense: no calib, no sparsity)."""
+    per_language = calib is not None and MIXES.get(calib.mix).per_eval_language
+    return {
+        "experiment": cfg["name"],
+        "model": cfg["model"]["name"],
+        "pruner": pruner.name,
+        "pruner_params": json.dumps(dict(params), sort_keys=True),
+        "calib": calib.name if calib else "-",
+        "calib_languages": (calib.mix if per_language else ",".join(calib.languages)) if calib else "-",
+        "calib_source": calib.source.name if calib else "-",
+        "nsamples": calib.nsamples if calib else 0,
+        "calib_seed": calib.seed if calib else -1,
+        "sparsity_target": float(target.sparsity) if target else 0.0,
+        "sparsity_pattern": target.pattern if target else "-",
+        "sparsity_allocation": cfg["sparsity"]["allocation"] if target else "-",
+        "eval_suite": cfg["eval"]["name"],
+        "seed": cfg["seed"],
+    }
+
+
+def cell_id(
+    axes: Mapping[str, Any], resolved: Mapping[str, Any], raw: Mapping[str, Any], prunes: bool, calibrated: bool
+) -> str:
+    """Hash of what determines the cell's numbers: axes, model, calibration, sparsity, engine and eval settings.
+
+    The model node is taken unresolved: the testbed's path is an interpolation, so the id does not
+    depend on where the checkout lives.
+    """
+    ident: dict[str, Any] = {
+        "axes": {k: v for k, v in axes.items() if k != "experiment"},
+        "model": raw["model"],
+        "eval": resolved["eval"],
+    }
+    if prunes:
+        ident["sparsity"] = {k: v for k, v in raw["sparsity"].items() if k != "tolerance"}
+        ident["engine"] = {k: v for k, v in raw["engine"].items() if k not in WHERE_NOT_WHAT}
+    if calibrated:
+        ident["calib"] = resolved["calib"]
+    ident["results_version"] = RESULTS_VERSION
+    return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]

@@ -1,0 +1,180 @@
+"""The sections of a cell config as plain values, and their builders from the composed config's dict.
+
+Each `*_spec(node)` takes one section of the plain (resolved) config and
+returns its frozen dataclass, checking the values that need no disk and
+raising ConfigError naming the field; mlsweep.config.spec assembles them
+into a CellSpec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional
+
+from mlsweep.config.errors import ConfigError
+from mlsweep.data.calibration import CalibRequest
+from mlsweep.data.formats import FORMATS
+from mlsweep.data.mixes import MIXES
+from mlsweep.data.sources import SourceSpec
+from mlsweep.evaluate.scorers import SCORERS
+from mlsweep.evaluate.suite import CorpusSpec, SuiteSpec
+from mlsweep.modeling import DTYPES
+from mlsweep.prune.api import EngineOptions
+from mlsweep.registry import suggest
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    path: str
+    dtype: str = "float32"
+    device: str = "auto"
+    seqlen: int = 2048
+    trust_remote_code: bool = False
+    revision: Optional[str] = None
+    family: str = ""
+    attn_implementation: Optional[str] = None
+    params_b: Optional[float] = None
+    dims: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """The `engine` node: the layer loop's options plus how the model is held while pruning."""
+
+    propagation: str = "sequential"
+    true_sequential: bool = False
+    calib_batch_size: int = 8
+    offload_blocks: bool = False
+    activations_on_cpu: bool = False
+    stream_from_disk: bool = False
+
+    def options(self, device: Any = None, checkpoint_dir: Any = None, checkpoint_key: str = "") -> EngineOptions:
+        return EngineOptions(
+            batch_size=self.calib_batch_size,
+            propagation=self.propagation,
+            true_sequential=self.true_sequential,
+            device=device,
+            activations_on_cpu=self.activations_on_cpu,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_key=checkpoint_key,
+        )
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    threads: int = 0
+    save_masks: bool = False
+    checkpoint_blocks: Optional[bool] = None
+
+
+@dataclass(frozen=True)
+class LoggerSpec:
+    name: str = "none"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One prune-then-evaluate of a cell: a `target` mix runs one per evaluation language."""
+
+    label: Optional[str]  # the language of a per-language pass, else None
+    calib: Optional[CalibRequest]  # None: the cell uses no calibration data
+    suite: SuiteSpec
+
+
+def source_spec(node: Mapping[str, Any]) -> SourceSpec:
+    return SourceSpec(**{k: node.get(k) for k in ("name", "path", "dataset", "config", "text_field", "data_files")})
+
+
+def model_spec(node: Mapping[str, Any]) -> ModelSpec:
+    if node["dtype"] not in DTYPES:
+        raise ConfigError(f"model.dtype={node['dtype']!r}: allowed values are {', '.join(DTYPES)}")
+    if node["seqlen"] <= 1:
+        raise ConfigError(f"model.seqlen={node['seqlen']}: must be at least 2")
+    return ModelSpec(
+        **{
+            k: node[k]
+            for k in (
+                "name",
+                "path",
+                "dtype",
+                "device",
+                "seqlen",
+                "trust_remote_code",
+                "revision",
+                "family",
+                "attn_implementation",
+                "params_b",
+            )
+        },
+        dims=dict(node.get("dims") or {}),
+    )
+
+
+def suite_spec(node: Mapping[str, Any], model: ModelSpec) -> SuiteSpec:
+    if node["batch_size"] <= 0:
+        raise ConfigError(f"eval.batch_size={node['batch_size']}: must be a positive integer")
+    if node["seqlen"] is not None and node["seqlen"] <= 1:
+        raise ConfigError(f"eval.seqlen={node['seqlen']}: must be at least 2")
+    corpora = [
+        CorpusSpec("ppl", source_spec(node["source"]), node["split"], tuple(node["languages"]), node["max_windows"])
+    ]
+    for i, c in enumerate(node["corpora"]):
+        if not c["key"].startswith("ppl_"):
+            raise ConfigError(f"eval.corpora[{i}].key={c['key']!r}: must start with 'ppl_' (e.g. ppl_xlsum)")
+        corpora.append(
+            CorpusSpec(c["key"], source_spec(c["source"]), c["split"], tuple(c["languages"]), c["max_windows"])
+        )
+    return SuiteSpec(
+        name=node["name"],
+        corpora=tuple(corpora),
+        seqlen=node["seqlen"] or model.seqlen,
+        batch_size=node["batch_size"],
+        tasks=tuple(node["tasks"]),
+        limit=node["limit"],
+        num_fewshot=node["num_fewshot"],
+        include_paths=tuple(node["include_paths"]),
+        scorer_sources=scorer_sources(node.get("scorers") or {}),
+    )
+
+
+def scorer_sources(node: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """eval.scorers: per project scorer, the source fields that replace its default data's."""
+    allowed = [f.name for f in fields(SourceSpec)]
+    for name, values in node.items():
+        SCORERS.get(name)
+        for key in values:
+            if key not in allowed:
+                raise ConfigError(
+                    f"eval.scorers.{name}.{key}: not a source field.{suggest(key, allowed)} "
+                    f"Allowed: {', '.join(allowed)}"
+                )
+    return {name: dict(values) for name, values in node.items()}
+
+
+def calib_request(node: Mapping[str, Any], model: ModelSpec) -> CalibRequest:
+    MIXES.get(node["mix"])
+    FORMATS.get(node["format"])
+    if node["seqlen"] is not None and node["seqlen"] <= 1:
+        raise ConfigError(f"calib.seqlen={node['seqlen']}: must be at least 2")
+    return CalibRequest(
+        name=node["name"],
+        mix=node["mix"],
+        languages=tuple(node["languages"]),
+        source=source_spec(node["source"]),
+        split=node["split"],
+        nsamples=node["nsamples"],
+        seqlen=node["seqlen"] or model.seqlen,
+        seed=node["seed"],
+        family=model.family,
+        weights=dict(node["weights"] or {}),
+        format=node["format"],
+        shots=node["shots"],
+        pivot=node["pivot"],
+        direction=node["direction"],
+        mask_pad_in_stats=node["mask_pad_in_stats"],
+        code_source=source_spec(node["code_source"]),
+        code_nsamples=node["code_nsamples"],
+    )

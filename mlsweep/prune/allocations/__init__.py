@@ -1,0 +1,1 @@
+"""One module per layerwise allocation; each registers its AllocationSpec in ALLOCATIONS."""

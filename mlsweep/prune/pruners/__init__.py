@@ -1,0 +1,1 @@
+"""One module per pruner; each registers its PrunerSpec in mlsweep.prune.registry.PRUNERS."""

@@ -1,0 +1,128 @@
+"""Per-linear calibration statistics, fed by the layer loop's forward hooks.
+
+A collector sees each linear's input as (tokens, d_in) fp32 rows, the
+sequences of one batch one after another, and accumulates what its pruner
+scores with. Linears that read the same input tensor (q/k/v, gate/up) share
+one collector; the loop records how many read it in `readers`, so a
+collector that hands out a large matrix (SparseGPT's Hessian) can give the
+last reader its own copy without cloning.
+
+`Workspace` holds scratch tensors reused inside one prune call and freed at
+its end, so nothing the engine allocates outlives the pruning of a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Optional, Protocol
+
+import torch
+
+
+class Collector(Protocol):
+    """Statistics of one linear's (or one shared input's) calibration activations."""
+
+    readers: int  # linears that consume these statistics (q/k/v share one); set by the layer loop
+
+    def add(self, x: torch.Tensor, n_seq: int, lang: Optional[str]) -> None:
+        """x: the linear's input, (tokens, d_in) in fp32; n_seq: sequences in the batch."""
+
+
+class Workspace:
+    """Scratch buffers keyed by (shape, device), reused within one prune call.
+
+    A fresh d x d temporary per calibration sequence fragments the heap (a
+    streamed SparseGPT run grew 1.5x), so collectors borrow one buffer per
+    size here; `clear` drops them all when the call ends.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple, torch.Tensor] = {}
+
+    def buffer(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        key = (tuple(shape), str(device))
+        if key not in self._buffers:  # a model has few distinct widths (hidden, MLP)
+            self._buffers[key] = torch.empty(shape, dtype=torch.float32, device=device)
+        return self._buffers[key]
+
+    def clear(self) -> None:
+        self._buffers.clear()
+
+
+# d_in, workspace -> a fresh collector
+CollectorFactory = Callable[[int, Workspace], Collector]
+
+
+def per_sequence(x: torch.Tensor, n_seq: int) -> list[torch.Tensor]:
+    """Split a batch's rows back into its sequences (padding-masked rows: one chunk per batch)."""
+    if n_seq > 1 and x.shape[0] % n_seq == 0:
+        return list(x.reshape(n_seq, -1, x.shape[-1]))
+    return [x] if n_seq == 1 else [x] + [x[:0]] * (n_seq - 1)
+
+
+class SquaredNorm:
+    """Wanda's scaler_row_j = (1/N_seq) * sum over all tokens of x_j^2 (fp32).
+
+    Updated one sequence at a time with the reference's running mean
+    (scaler *= n/(n+1); scaler += ||x_j||^2 / (n+1), the norm taken over the
+    sequence's tokens), so that the floating-point result, and hence every
+    near-tie in the masks, is the reference's, whatever the batch size.
+    """
+
+    def __init__(self, d_in: int, workspace: Optional[Workspace] = None):
+        self.scaler_row = torch.zeros(d_in, dtype=torch.float32)
+        self.n_seq = 0
+        self.readers = 1
+
+    def add(self, x: torch.Tensor, n_seq: int, lang: Optional[str] = None) -> None:
+        # x: (tokens, d_in) fp32, the batch's sequences one after the other
+        if self.scaler_row.device != x.device:
+            self.scaler_row = self.scaler_row.to(x.device)
+        for seq in per_sequence(x, n_seq):
+            self.scaler_row *= self.n_seq / (self.n_seq + 1)
+            self.n_seq += 1
+            self.scaler_row += torch.norm(seq.t(), p=2, dim=1) ** 2 / self.n_seq
+
+
+class LanguageStats:
+    """Per-language sums of x_j^2, counts of x_j > 0, sequences and tokens (fp32).
+
+    Rows are tagged with their calibration language (or any tag: Kim et al.'s
+    `mt` and `code`); `all` is Wanda's own pooled statistic, bit for bit.
+    """
+
+    def __init__(self, d_in: int, workspace: Optional[Workspace] = None):
+        self.d_in = d_in
+        self.sumsq: dict[Optional[str], torch.Tensor] = {}
+        self.positive: dict[Optional[str], torch.Tensor] = {}
+        self.n_seq: dict[Optional[str], int] = {}
+        self.n_tok: dict[Optional[str], int] = {}
+        self.all = SquaredNorm(d_in)
+        self.readers = 1
+
+    def add(self, x: torch.Tensor, n_seq: int, lang: Optional[str] = None) -> None:
+        if lang not in self.sumsq:
+            self.sumsq[lang] = torch.zeros(self.d_in, device=x.device)
+            self.positive[lang] = torch.zeros(self.d_in, device=x.device)
+            self.n_seq[lang], self.n_tok[lang] = 0, 0
+        self.sumsq[lang] += (x * x).sum(0)
+        self.positive[lang] += (x > 0).float().sum(0)
+        self.n_seq[lang] += n_seq
+        self.n_tok[lang] += x.shape[0]
+        self.all.add(x, n_seq, lang)
+
+    @property
+    def languages(self) -> list:
+        return list(self.sumsq)
+
+    def n(self) -> torch.Tensor:
+        """(languages, d_in): mean over a language's sequences of the per-sequence sum of x^2."""
+        return torch.stack([self.sumsq[lang] / self.n_seq[lang] for lang in self.languages])
+
+    def p(self) -> torch.Tensor:
+        """(languages, d_in): share of a language's tokens with x_j > 0."""
+        return torch.stack([self.positive[lang] / self.n_tok[lang] for lang in self.languages])
+
+    def pooled(self) -> torch.Tensor:
+        """Wanda's scaler_row over every calibration sequence."""
+        return self.all.scaler_row

@@ -1,0 +1,277 @@
+"""Paper tables from the results store and a table spec.
+
+A table is one combination of the spec's `tables_by` axes and one metric:
+its rows are the values of the `rows` axes (baseline rows on top), its
+columns the metric's `<metric>/<x>` keys plus any average columns. Cells that
+differ only in a seed (`calib_seed`, `seed`) are one table cell: mean and sd
+(ddof 1) over them. Nothing is dropped silently: a cell with a failed run
+reads `failed`; a value no row holds, a row the other tables of its family
+have, or a baseline with no cell reads `missing`. An axis the spec does not
+name that still varies inside one table row (two calibration language sets
+under one `calib` name, say) is never averaged over: its values go into the
+row label.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from mlsweep.results.row import AXES, SEED_AXES
+from mlsweep.results.tables.spec import TableSpec, spec_label
+
+NOT_APPLICABLE = {"-", ""}  # what a row holds for an axis its cell ignores (dense has no calibration)
+
+
+def axis_str(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@dataclass
+class Table:
+    metric: str
+    key: dict[str, Any]  # tables_by axis -> value
+    row_axes: list[str]
+    mean: pd.DataFrame  # (rows, columns) float; NaN where status is not done
+    sd: pd.DataFrame  # sd over seeds, NaN with one seed
+    n: pd.Series  # cells (seeds) averaged per row
+    status: pd.DataFrame  # done | failed | missing
+    baselines: dict[str, str]  # raw baseline name ('dense') -> its row label
+    row_values: dict[str, dict[str, str]]  # row label -> {axis: value}, non-baseline rows
+    higher_is_better: bool
+    average_columns: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    experiment: str = ""
+
+    @property
+    def title(self) -> str:
+        head = f"{self.experiment}, {self.metric}:" if self.experiment else f"{self.metric}:"
+        return " ".join([head] + [f"{a}={axis_str(v)}" for a, v in self.key.items()])
+
+    @property
+    def stem(self) -> str:
+        parts = [f"s{axis_str(v)}" if a == "sparsity_target" else axis_str(v) for a, v in self.key.items()]
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join([self.metric, *parts]).replace(":", "of"))
+
+    @property
+    def body(self) -> list[str]:
+        return [r for r in self.mean.index if r not in self.baselines.values()]
+
+    def done(self) -> pd.DataFrame:
+        return self.mean.where(self.status == "done")
+
+    def best(self) -> pd.DataFrame:
+        """True where a non-baseline row is the best of its column (lowest, or highest for accuracy)."""
+        body = self.done().loc[self.body]
+        target = body.max() if self.higher_is_better else body.min()
+        out = pd.DataFrame(False, index=self.mean.index, columns=self.mean.columns)
+        out.loc[self.body] = body.eq(target) & body.notna()
+        return out
+
+    def has_reference(self, ref: str) -> bool:
+        """Whether the table holds the row a delta against `ref` compares with."""
+        if ref in self.baselines:
+            return True
+        axis, value = ref.split("=", 1)
+        return any(v.get(axis) == value for v in self.row_values.values())
+
+    def delta(self, ref: str) -> pd.DataFrame:
+        """Percent change of each non-baseline row against `ref`: a baseline ('dense'), or 'axis=value'
+        (the row equal to this one except that axis, e.g. calib=en: the English-calibrated row)."""
+        values = self.done()
+        out = pd.DataFrame(math.nan, index=self.body, columns=self.mean.columns)
+        for label in self.body:
+            if ref in self.baselines:
+                other = self.baselines[ref]
+            else:
+                axis, value = ref.split("=", 1)
+                want = {**self.row_values[label], axis: value}
+                other = next((r for r, v in self.row_values.items() if v == want), None)
+            if other is not None:
+                out.loc[label] = (values.loc[label] / values.loc[other] - 1) * 100
+        return out
+
+    def cells(self, stat: str = "mean") -> pd.DataFrame:
+        """Floats where done, else the status text ('failed', 'missing'): one object per cell."""
+        values = self.mean if stat == "mean" else self.sd
+        return values.astype(object).where(self.status == "done", self.status)
+
+
+def metric_columns(df: pd.DataFrame, metric: str, columns: str | list[str]) -> list[str]:
+    found = [c.split("/", 1)[1] for c in df.columns if c.startswith(f"{metric}/") and df[c].notna().any()]
+    if columns == "eval_language":
+        return found
+    return list(columns) if found else []
+
+
+def _sort_key(axis: str, value: str, spec: TableSpec, columns: list[str]) -> tuple:
+    """Spec order first; then languages in column order (the diagonal runs top-left to bottom-right);
+    then numbers by value; then the rest by name."""
+    order = spec.order.get(axis, [])
+    if value in order:
+        return (0, order.index(value), 0.0, value)
+    if value in columns:
+        return (1, columns.index(value), 0.0, value)
+    try:
+        return (2, 0, float(value), value)
+    except ValueError:
+        return (3, 0, 0.0, value)
+
+
+def _sorted_keys(keys: list[tuple], axes: list[str], spec: TableSpec, columns: list[str]) -> list[tuple]:
+    return sorted(set(keys), key=lambda k: [_sort_key(a, v, spec, columns) for a, v in zip(axes, k)])
+
+
+def _aggregate(df: pd.DataFrame, values: pd.DataFrame, index: pd.Index) -> tuple[list, list, list, int]:
+    """(mean, sd, status, n) of one table row over its cells; a failed cell fails the row."""
+    cols = list(values.columns)
+    status = df.loc[index, "status"] if len(index) else pd.Series(dtype=object)
+    if status.eq("failed").any():
+        return [math.nan] * len(cols), [math.nan] * len(cols), ["failed"] * len(cols), 0
+    done = status.index[status.eq("done")]
+    if not len(done):
+        return [math.nan] * len(cols), [math.nan] * len(cols), ["missing"] * len(cols), 0
+    v = values.loc[done]
+    mean, sd = v.mean(skipna=False), (v.std(ddof=1) if len(v) > 1 else pd.Series(math.nan, index=cols))
+    state = ["missing" if v[c].isna().any() else "done" for c in cols]
+    return list(mean), list(sd), state, len(done)
+
+
+def _cell_values(df: pd.DataFrame, metric: str, cols: list[str], spec: TableSpec) -> pd.DataFrame:
+    values = df.reindex(columns=[f"{metric}/{c}" for c in cols]).apply(pd.to_numeric, errors="coerce")
+    values.columns = cols
+    for avg in spec.average:  # per cell, then over seeds: its sd is the sd of the seeds' averages
+        values[avg.label] = values[[c for c in cols if c not in avg.exclude]].mean(axis=1, skipna=False)
+    return values
+
+
+def _families(keys: list[tuple], rows_of: dict[tuple, set]) -> dict[tuple, set]:
+    """Expected rows per table: the union over tables that share a row with it, transitively
+    (a Wanda table missing a calibration row shows it as missing; magnitude's lone row '-' stays apart)."""
+    expected = {k: set(rows_of[k]) for k in keys}
+    changed = True
+    while changed:
+        changed = False
+        for a in keys:
+            for b in keys:
+                if expected[a] & expected[b] and not expected[b] <= expected[a]:
+                    expected[a] |= expected[b]
+                    changed = True
+    return expected
+
+
+def build_tables(df: pd.DataFrame, spec: TableSpec) -> list[Table]:
+    """Every table of the spec: for each metric the rows hold, one per `tables_by` combination."""
+    named = spec.rows + spec.tables_by + [a for b in spec.baselines for a in b]
+    missing = [a for a in dict.fromkeys(named + ["status"]) if a not in df.columns]
+    if missing:
+        raise ValueError(
+            f"table spec names {missing}, not columns of the results "
+            f"(axes there: {[a for a in AXES + SEED_AXES if a in df.columns]})"
+        )
+    df = df.reset_index(drop=True)
+    axes = [a for a in dict.fromkeys(list(AXES) + named) if a in df.columns]
+    ax = df[axes].map(axis_str)
+    is_base = pd.Series(False, index=df.index)
+    for flt in spec.baselines:
+        is_base |= pd.concat([ax[a] == v for a, v in flt.items()], axis=1).all(axis=1)
+    cells = df.index[~is_base]
+    group = spec.tables_by + spec.rows
+    extras = [
+        a
+        for a in axes
+        if a not in group and a not in SEED_AXES and len(cells) and ax.loc[cells].groupby(group)[a].nunique().max() > 1
+    ]
+    if extras:  # e.g. two sweeps of different code versions in one folder, or an axis the spec forgot
+        print(
+            f"[tables] {', '.join(extras)} vary inside table rows: shown in the row labels, never averaged "
+            "(name them in the spec's rows or tables_by, or load one sweep)",
+            file=sys.stderr,
+        )
+    out = []
+    for metric in spec.metrics:
+        cols = metric_columns(df, metric, spec.columns)
+        if cols:
+            out += _metric_tables(df, ax, is_base, extras, spec, metric, cols)
+    return out
+
+
+def _row_label(spec: TableSpec, rows: list[str], extras: list[str], key: tuple) -> str:
+    label = ", ".join(spec.label(a, v) for a, v in zip(rows, key))
+    more = [v if a == "calib_languages" else f"{a}={v}" for a, v in zip(extras, key[len(rows) :])]
+    return f"{label} [{', '.join(more)}]" if more else label
+
+
+def _baseline_index(
+    ax: pd.DataFrame, is_base: pd.Series, cells: pd.Index, flt: dict, spec: TableSpec, table_key: tuple
+) -> pd.Index:
+    """Baseline cells for one table: they match the filter and every table axis where they hold a value
+    the other cells also take (dense's sparsity 0 and calibration '-' fit every table)."""
+    mask = is_base & pd.concat([ax[a] == v for a, v in flt.items()], axis=1).all(axis=1)
+    for a, v in zip(spec.tables_by, table_key):
+        if a in flt:
+            continue
+        off_grid = ax[a].isin(NOT_APPLICABLE) | ~ax[a].isin(set(ax.loc[cells, a]))
+        mask &= (ax[a] == v) | off_grid
+    return ax.index[mask]
+
+
+def _seed_notes(n: pd.Series) -> list[str]:
+    """Rows averaged over fewer seeds than the others (a seed's cell never ran): said under the table."""
+    short = n[(n > 0) & (n < n.max())]
+    if not len(short):
+        return []
+    return ["fewer seeds than the other rows: " + ", ".join(f"{r} ({k} of {n.max()})" for r, k in short.items())]
+
+
+def _metric_tables(df, ax, is_base, extras, spec: TableSpec, metric: str, cols: list[str]) -> list[Table]:
+    values = _cell_values(df, metric, cols, spec)
+    cells = df.index[~is_base]
+    row_axes = spec.rows + extras
+    by_table = {}
+    for idx in cells:
+        tkey = tuple(ax.at[idx, a] for a in spec.tables_by)
+        by_table.setdefault(tkey, {}).setdefault(tuple(ax.at[idx, a] for a in row_axes), []).append(idx)
+    keys = _sorted_keys(list(by_table), spec.tables_by, spec, cols)
+    expected = _families(keys, {k: set(v) for k, v in by_table.items()})
+    tables = []
+    for tkey in keys:
+        rows, meta, baselines, notes = {}, {}, {}, []  # label -> (mean, sd, status, n); label -> axes
+        for flt in spec.baselines:
+            label = spec.baseline_label(flt)
+            baselines[spec_label(flt)] = label
+            rows[label] = _aggregate(df, values, _baseline_index(ax, is_base, cells, flt, spec, tkey))
+        for rkey in _sorted_keys(list(expected[tkey]), row_axes, spec, cols):
+            label = _row_label(spec, spec.rows, extras, rkey)
+            rows[label] = _aggregate(df, values, pd.Index(by_table[tkey].get(rkey, [])))
+            meta[label] = dict(zip(row_axes, rkey))
+        index, columns = list(rows), list(values.columns)
+        n = pd.Series([r[3] for r in rows.values()], index=index)
+        notes += _seed_notes(n[list(meta)])
+        tables.append(
+            Table(
+                metric=metric,
+                key={a: df.at[by_table[tkey][next(iter(by_table[tkey]))][0], a] for a in spec.tables_by},
+                row_axes=row_axes,
+                mean=pd.DataFrame([r[0] for r in rows.values()], index=index, columns=columns),
+                sd=pd.DataFrame([r[1] for r in rows.values()], index=index, columns=columns),
+                n=n,
+                status=pd.DataFrame([r[2] for r in rows.values()], index=index, columns=columns),
+                baselines=baselines,
+                row_values=meta,
+                higher_is_better=spec.higher_is_better(metric),
+                average_columns=[a.label for a in spec.average],
+                notes=notes,
+                experiment=axis_str(df.at[0, "experiment"])
+                if "experiment" in df and df["experiment"].nunique() == 1
+                else "",
+            )
+        )
+    return tables

@@ -1,0 +1,107 @@
+"""Submitting cells through submitit: per-cell resources, per-job failures, submit-and-return.
+
+hydra-submitit-launcher's `launch` gives every job the same resources
+(hydra #2874), raises on the first job that did not complete (a `scancel`
+loses the whole sweep's bookkeeping) and always blocks until every job ends.
+The mlsweep launchers (hydra_plugins/mlsweep_launcher) keep its job function
+(so its checkpoint/requeue behaviour is unchanged: a preempted job resubmits
+itself and the cell resumes from its block checkpoint) and replace `launch`:
+
+- cells are grouped by the resources their rule gives them (mlsweep.sweep.resources)
+  and each group is submitted as one job array;
+- a job that fails or is cancelled becomes a FAILED JobReturn for its cell;
+  the others are still collected;
+- with `wait: false` the launcher records cell id -> job id in the sweep
+  folder (submitted.json) and returns at once: nothing stays on the login
+  node, `mlsweep status` reads progress from disk, and a relaunch skips cells
+  whose job is still queued or running.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mlsweep.config.spec import CellSpec
+from mlsweep.sweep.costs import cell_cost
+from mlsweep.sweep.lifecycle import record_submissions
+from mlsweep.sweep.resources import check_rules, resources_for
+
+# Launcher keys mlsweep adds; they are not submitit parameters.
+OWN_KEYS = ("resources", "timeout_factor", "wait", "parallelism")
+
+
+def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    own = {k: params[k] for k in OWN_KEYS if k in params}
+    return own, {k: v for k, v in params.items() if k not in OWN_KEYS}
+
+
+def executor_params(executor_name: str, params: dict[str, Any], base_keys: set[str]) -> dict[str, Any]:
+    """submitit's names: shared keys as they are, executor-specific ones prefixed (slurm_partition)."""
+    skip = {"submitit_folder", "max_num_timeout", "_target_"}
+    return {(k if k in base_keys else f"{executor_name}_{k}"): v for k, v in params.items() if k not in skip}
+
+
+def group_by_resources(
+    cells: Sequence[tuple[int, Sequence[str], CellSpec]], rules: list, timeout_factor: float, allowed: Sequence[str]
+) -> dict[str, list[tuple[int, Sequence[str], CellSpec]]]:
+    """{resources as JSON: [(job index, overrides, spec)]}, in submission order."""
+    check_rules(rules, allowed)
+    groups: dict[str, list] = {}
+    for cell in cells:
+        res = resources_for(cell_cost(cell[2]), rules, timeout_factor) if rules else {}
+        groups.setdefault(json.dumps(res, sort_keys=True), []).append(cell)
+    return groups
+
+
+def collect(
+    jobs: Sequence[Any], overrides: Sequence[Sequence[str]], failed: Callable[[Sequence[str], BaseException], Any]
+) -> list[Any]:
+    """Each job's result; a job that raised or was cancelled becomes `failed(overrides, error)` for its cell."""
+    out = []
+    for job, ov in zip(jobs, overrides):
+        try:
+            out.append(job.results()[0])
+        except Exception as e:  # UncompletedJobError (scancel, node failure) or the job's own exception
+            out.append(failed(ov, e))
+    return out
+
+
+def remember(sweep_dir: Path, jobs_by_cell: dict[str, str]) -> None:
+    if jobs_by_cell:
+        record_submissions(sweep_dir, jobs_by_cell)
+
+
+class QuietSacct:
+    """A logging filter: submitit warns on every poll when SLURM has no accounting; say it once."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def filter(self, record) -> bool:
+        if "sacct" not in record.getMessage():
+            return True
+        if not self.seen:
+            self.seen = True
+            print(
+                "[launch] SLURM accounting (sacct) is unavailable: job states are read from submitit's result files",
+                flush=True,
+            )
+        return False
+
+
+def quiet_sacct() -> None:
+    for name in ("submitit", "hydra_plugins.hydra_submitit_launcher.submitit_launcher"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, QuietSacct) for f in log.filters):
+            log.addFilter(QuietSacct())
+
+
+def local_threads(parallelism: int) -> int:
+    """Torch threads per cell when `parallelism` cells share this machine's cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, parallelism))

@@ -1,0 +1,63 @@
+"""Per-cell SLURM resources: a rule table, so an 8B cell asks for more than a 560M one in the same sweep.
+
+hydra-submitit-launcher gives every job of a sweep the same resources
+(hydra issue #2874). The mlsweep launchers instead resolve, for each cell,
+the first rule whose `max_params_b` is at least the model's parameter count
+(billions; mlsweep.sweep.costs.model_shape), and submit cells with equal resources
+together. A rule's other keys are launcher parameters (gpus_per_node, mem_gb,
+cpus_per_task, timeout_min, partition, ...) that replace the launcher's own.
+
+timeout_min is raised to `timeout_factor` x the estimated run time (the
+rule's value is a floor), so a cell is not killed by a limit sized for a
+smaller one. GPU count is not derived: a cell computes on one device (more
+GPUs need a multi-device loader, which mlsweep does not have); `mlsweep plan`
+flags cells whose estimated peak exceeds the GPU memory instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mlsweep.sweep.costs import Cost
+
+RULE_KEYS = ("max_params_b",)
+
+
+def check_rules(rules: Sequence[Mapping[str, Any]], allowed: Sequence[str]) -> None:
+    """Fail before submitting when a rule is malformed, naming the rule and the allowed keys."""
+    last = -math.inf
+    for i, rule in enumerate(rules):
+        where = f"hydra.launcher.resources[{i}]"
+        if "max_params_b" not in rule:
+            raise ValueError(f"{where}: needs max_params_b (the largest model, in billions of parameters, it covers)")
+        bound = float(rule["max_params_b"])
+        if bound <= last:
+            raise ValueError(f"{where}.max_params_b={bound}: rules must be in increasing max_params_b order")
+        last = bound
+        unknown = sorted(set(rule) - set(RULE_KEYS) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"{where}.{unknown[0]}: not a launcher parameter; allowed: "
+                f"{', '.join(sorted(set(allowed) | set(RULE_KEYS)))}"
+            )
+
+
+def resources_for(cost: Cost, rules: Sequence[Mapping[str, Any]], timeout_factor: float = 2.0) -> dict[str, Any]:
+    """Launcher parameters for one cell: its rule's, with the time limit raised to fit the estimate."""
+    chosen: dict[str, Any] = {}
+    for rule in rules:
+        if cost.params_b <= float(rule["max_params_b"]):
+            chosen = {k: v for k, v in rule.items() if k not in RULE_KEYS}
+            break
+    else:
+        if rules:
+            raise ValueError(
+                f"hydra.launcher.resources: no rule covers a {cost.params_b:.2f}B-parameter model; "
+                f"the largest max_params_b is {rules[-1]['max_params_b']}"
+            )
+    if timeout_factor > 0:
+        need = int(math.ceil(timeout_factor * cost.gpu_hours * 60))
+        chosen["timeout_min"] = max(int(chosen.get("timeout_min", 0)), need)
+    return chosen

@@ -1,0 +1,148 @@
+"""The mlsweep sweeper's logic: Hydra's grid, composed and checked before anything runs.
+
+On top of Hydra's basic sweeper (cartesian product of `hydra.sweeper.params`
+and the command line), it
+- composes and validates every cell first, so a bad value anywhere in the grid
+  fails the sweep before the first model is loaded;
+- folds cells that compute the same thing: a pruner that uses no calibration
+  data ignores the calib axis, the dense baseline ignores sparsity too, so the
+  grid `pruner=dense,wanda x calib=... x sparsity=...` runs dense once;
+- keeps going when a cell fails (the cell writes a `failed` row) and reports
+  the failures at the end, with a non-zero exit;
+- skips cells whose `done` row is already in the sweep folder, or whose SLURM
+  job is still queued or running, so launching a sweep again only runs what is
+  missing (failed and killed cells; mlsweep.sweep.lifecycle);
+- with `hydra.sweeper.plan_only=true` (`mlsweep plan`) prints every cell with
+  its status and estimated cost instead of running anything (mlsweep.sweep.plan).
+
+Hydra only instantiates plugins defined under the `hydra_plugins` package, so
+the class itself is hydra_plugins/mlsweep_sweeper; it hands this module plain
+values: the grid as override lists and a `compose` that returns a Cell.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from mlsweep.config.spec import CellSpec, ConfigError
+from mlsweep.config.validate import validate
+from mlsweep.sweep.lifecycle import scan, still_active, write_plan
+
+NCELLS_ENV = "MLSWEEP_NCELLS"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of a sweep: the overrides that compose it, its spec, its folder in the sweep."""
+
+    overrides: tuple[str, ...]
+    spec: CellSpec
+    folder: str  # hydra.job.override_dirname: the cell's folder name under the sweep folder
+
+
+# overrides -> the composed cell; raises ConfigError for a config that is not a valid cell
+Compose = Callable[[list[str]], Cell]
+# Cells planned in this process, by overrides, so a launcher in the same process need not compose them again.
+_PLANNED: dict[tuple[str, ...], Cell] = {}
+
+
+def planned(overrides: Sequence[str]) -> Optional[Cell]:
+    return _PLANNED.get(tuple(overrides))
+
+
+def stop(message: str, code: int) -> None:
+    """Exit with a short message; Hydra would wrap an exception in a long traceback."""
+    print(f"[sweep] {message}", file=sys.stderr, flush=True)
+    raise SystemExit(code)
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _drop_axes(overrides: Sequence[str], axes: Sequence[str]) -> list[str]:
+    return [o for o in overrides if not any(_key(o) == a or _key(o).startswith(a + ".") for a in axes)]
+
+
+def _compose(compose: Compose, overrides: list[str]) -> Cell:
+    try:
+        return compose(overrides)
+    except ConfigError as e:
+        stop(f"config error in cell {','.join(overrides)}:\n  {e}\nnothing was run.", 2)
+        raise  # unreachable: stop exits
+
+
+def plan_cells(grid: list[list[str]], compose: Compose) -> list[Cell]:
+    """Every distinct, valid cell of the grid (ignored axes dropped), checked before anything runs."""
+    cells, seen = [], set()
+    for overrides in grid:
+        cell = _compose(compose, list(overrides))
+        ignored = ([] if cell.spec.calib is not None else ["calib"]) + (
+            [] if cell.spec.target is not None else ["sparsity"]
+        )
+        if ignored:
+            cell = _compose(compose, _drop_axes(overrides, ignored))
+        if cell.spec.cell_id in seen:
+            continue
+        seen.add(cell.spec.cell_id)
+        try:
+            validate(cell.spec)
+        except ConfigError as e:
+            stop(f"config error in cell {','.join(cell.overrides)}:\n  {e}\nnothing was run.", 2)
+        cells.append(cell)
+        _PLANNED[cell.overrides] = cell
+    folded = len(grid) - len(cells)
+    print(
+        f"[sweep] {len(grid)} grid points -> {len(cells)} cells"
+        + (f" ({folded} folded: same computation)" if folded else ""),
+        flush=True,
+    )
+    return cells
+
+
+def folder_label(cell: Cell) -> str:
+    return cell.folder or "(no overrides)"
+
+
+def pending_cells(cells: list[Cell], sweep_dir: Path) -> list[Cell]:
+    """The cells still to run; records the whole grid in plan.json for `mlsweep status`."""
+    states = scan(sweep_dir)
+    write_plan(
+        sweep_dir, [{"cell_id": c.spec.cell_id, "cell": folder_label(c), "overrides": list(c.overrides)} for c in cells]
+    )
+    todo, skipped = [], {}
+    for cell in cells:
+        state = states.get(cell.spec.cell_id)
+        if still_active(state):
+            skipped[state.status] = skipped.get(state.status, 0) + 1
+        else:
+            todo.append(cell)
+    if skipped:
+        print(f"[sweep] skipped {', '.join(f'{n} {s}' for s, n in skipped.items())}; {len(todo)} to run", flush=True)
+    if not todo:
+        print(f"[sweep] nothing to run: every cell is done, queued or running -> {sweep_dir}", flush=True)
+    return todo
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What came back for one launched cell: done, failed (with why), or submitted."""
+
+    overrides: tuple[str, ...]
+    status: str  # done | failed | submitted
+    error: str = ""
+
+
+def report_failures(outcomes: list[Outcome], sweep_dir: Path) -> None:
+    failed = [f"{','.join(o.overrides)}: {o.error}" for o in outcomes if o.status == "failed"]
+    submitted = sum(o.status == "submitted" for o in outcomes)
+    if submitted:
+        print(f"[sweep] {submitted} cells submitted -> {sweep_dir}", flush=True)
+        return
+    print(f"[sweep] {len(outcomes) - len(failed)} done, {len(failed)} failed -> {sweep_dir}", flush=True)
+    if failed:
+        stop(f"{len(failed)} of {len(outcomes)} cells failed:\n  " + "\n  ".join(failed), 1)
