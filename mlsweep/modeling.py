@@ -1,8 +1,8 @@
 """Loading a causal LM and its tokenizer with transformers, and what we need to know before.
 
-`check_model` reads only the model's config (no weights) so that bad input
-fails before anything expensive: a missing local folder, or a seqlen longer
-than the model's context.
+`load_config` and `context_length` read only the model's config (no weights),
+so that bad input fails before anything expensive: a missing local folder, or
+a seqlen longer than the model's context (mlsweep.config.validate).
 """
 
 from __future__ import annotations

@@ -74,3 +74,10 @@ def test_project_tasks_are_named_scorer_underscore_language():
     scorer, lang = project_task("kim_xnli_sw")
     assert scorer is SCORERS.get("kim_xnli") and lang == "sw"
     assert project_task("xnli_sw") is None  # an lm-eval task
+
+
+def test_the_one_language_calibration_options_are_what_their_generator_writes():
+    from mlsweep.config.make_calib import LANGUAGES, render
+
+    for lang in LANGUAGES:
+        assert (CONF_DIR / "calib" / f"{lang}.yaml").read_text() == render(lang), lang

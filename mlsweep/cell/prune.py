@@ -33,15 +33,22 @@ def prune_and_evaluate(
 ) -> dict[str, Any]:
     """The metrics of one pass: calibration counts, measured sparsity, evaluation."""
     torch.manual_seed(spec.seed)
-    m, e = spec.model, spec.engine
-    device = resolve_device(m.device)
+    model_spec, engine = spec.model, spec.engine
+    device = resolve_device(model_spec.device)
     out: dict[str, Any] = {}
     with progress.stage("load"):
-        if e.stream_from_disk:  # weights are read block by block while pruning
-            model, tokenizer = None, load_tokenizer(m.path, m.trust_remote_code, m.revision)
+        if engine.stream_from_disk:  # weights are read block by block while pruning
+            model, tokenizer = None, load_tokenizer(model_spec.path, model_spec.trust_remote_code, model_spec.revision)
         else:
-            home = torch.device("cpu") if e.offload_blocks else device
-            model, tokenizer = load_model(m.path, m.dtype, home, m.trust_remote_code, m.revision, m.attn_implementation)
+            home = torch.device("cpu") if engine.offload_blocks else device
+            model, tokenizer = load_model(
+                model_spec.path,
+                model_spec.dtype,
+                home,
+                model_spec.trust_remote_code,
+                model_spec.revision,
+                model_spec.attn_implementation,
+            )
     calib = None
     if p.calib is not None:
         with progress.stage("calib"):
@@ -82,7 +89,7 @@ def _prune(
     on_block=None,
 ):
     """Prune in memory, or stream from disk into <cell>/pruned_model and load that for evaluation."""
-    m, target = spec.model, spec.target
+    model_spec, target = spec.model, spec.target
     args = (
         calib.input_ids if calib else None,
         spec.pruner.name,
@@ -104,8 +111,11 @@ def _prune(
         report = prune_model(model, *args, **options)
         return model.to(device), report
     pruned = out_dir / "pruned_model"
-    report = prune_checkpoint(local_folder(m.path, m.revision), pruned, *args, dtype=m.dtype, **options)
-    model, _ = load_model(str(pruned), m.dtype, device, m.trust_remote_code, None, m.attn_implementation)
+    source = local_folder(model_spec.path, model_spec.revision)
+    report = prune_checkpoint(source, pruned, *args, dtype=model_spec.dtype, **options)
+    model, _ = load_model(
+        str(pruned), model_spec.dtype, device, model_spec.trust_remote_code, None, model_spec.attn_implementation
+    )
     return model, report
 
 

@@ -189,21 +189,18 @@ def estimate(
 
 def cell_cost(spec: CellSpec) -> Cost:
     """The estimate for one cell."""
-    m, e, suite = spec.model, spec.engine, spec.suite
-    first = spec.passes[0]
-    languages = sum(len(c.languages) for c in suite.corpora)
-    calib = first.calib
+    model, engine, suite, calib = spec.model, spec.engine, spec.suite, spec.passes[0].calib
     return estimate(
-        model_shape(m),
-        dtype=m.dtype,
+        model_shape(model),
+        dtype=model.dtype,
         pruner=spec.pruner,
         calibrated=calib is not None,
         nsamples=calib.nsamples if calib else 0,
-        seqlen=calib.seqlen if calib else m.seqlen,
+        seqlen=calib.seqlen if calib else model.seqlen,
         allocation_pass=spec.allocation is not None and spec.allocation.needs_calibration,
-        offload_blocks=e.offload_blocks or e.stream_from_disk,
-        activations_on_cpu=e.activations_on_cpu,
-        eval_languages=languages,
+        offload_blocks=engine.offload_blocks or engine.stream_from_disk,
+        activations_on_cpu=engine.activations_on_cpu,
+        eval_languages=sum(len(c.languages) for c in suite.corpora),
         eval_windows=suite.corpora[0].max_windows,
         eval_seqlen=suite.seqlen,
         eval_batch=suite.batch_size,
