@@ -110,12 +110,10 @@ def final_hidden(model, ids):
         return model.model(input_ids=ids, use_cache=False).last_hidden_state.float()
 
 
-def block_linears(model) -> dict:
-    from mlsweep.prune.arch import find_blocks, find_linears
+def block_matrices(model) -> dict:
+    from mlsweep.prune.arch import find_blocks, find_matrices
 
-    return {
-        f"{i}.{name}": lin for i, block in enumerate(find_blocks(model)) for name, lin in find_linears(block).items()
-    }
+    return {f"{i}.{name}": m for i, block in enumerate(find_blocks(model)) for name, m in find_matrices(block).items()}
 
 
 def weights_digest(model) -> str:
@@ -202,7 +200,7 @@ def save_first(model, out: Path, size: str) -> dict:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux; read before anything else
     saved = {
-        "weights": {k: lin.weight.detach() for k, lin in block_linears(model).items()},
+        "weights": {k: m.tensor().detach() for k, m in block_matrices(model).items()},
         "heldout": final_hidden(model, token_ids(size, HELDOUT_SEED, N_HELDOUT)),
     }
     torch.save(saved, out.with_suffix(".pt"))

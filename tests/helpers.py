@@ -70,66 +70,93 @@ def make_tiny_model(
     return root
 
 
+# Tiny configs: 2 blocks, hidden 32 (4 heads), MLP 64, so each architecture test runs in well under a second.
+LLAMA_LIKE = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=64,
+)
+# Mixture-of-experts: 4 experts, top-2, expert width 48 (RESEARCH.md B1)
+MOE = dict(LLAMA_LIKE, intermediate_size=48, num_experts_per_tok=2)
+ARCHITECTURES = (
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "gemma",
+    "gemma2",
+    "gemma3",
+    "cohere",
+    "phi3",
+    "falcon",
+    "olmo2",
+    "gpt2",
+    "bloom",
+    "opt",
+    "xglm",
+    "gpt_neox",
+    "mixtral",
+    "qwen2_moe",
+    "qwen3_moe",
+    "olmoe",
+)
+MOE_ARCHITECTURES = ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe")
+
+
 def tiny_config(arch: str, vocab_size: int):
-    from transformers import (
-        BloomConfig,
-        Gemma2Config,
-        GemmaConfig,
-        GPTNeoXConfig,
-        LlamaConfig,
-        MistralConfig,
-        OPTConfig,
-        Qwen2Config,
-        XGLMConfig,
-    )
+    import transformers as T
 
     common = dict(vocab_size=vocab_size, bos_token_id=1, eos_token_id=2, pad_token_id=3)
-    if arch == "llama":
-        return LlamaConfig(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=64,
+    simple = {
+        "llama": T.LlamaConfig,
+        "mistral": T.MistralConfig,
+        "qwen2": T.Qwen2Config,
+        "cohere": T.CohereConfig,
+        "phi3": T.Phi3Config,
+        "olmo2": T.Olmo2Config,
+    }
+    if arch in simple:
+        return simple[arch](**LLAMA_LIKE, **common)
+    with_head_dim = {"gemma": T.GemmaConfig, "gemma2": T.Gemma2Config, "qwen3": T.Qwen3Config}
+    if arch in with_head_dim:
+        return with_head_dim[arch](**LLAMA_LIKE, head_dim=8, **common)
+    if arch == "gemma3":
+        return T.Gemma3TextConfig(**LLAMA_LIKE, head_dim=8, sliding_window=16, **common)
+    if arch == "mixtral":
+        return T.MixtralConfig(**MOE, num_local_experts=4, **common)
+    if arch == "qwen2_moe":
+        return T.Qwen2MoeConfig(
+            **dict(MOE, intermediate_size=64),
+            moe_intermediate_size=48,
+            shared_expert_intermediate_size=40,
+            num_experts=4,
+            norm_topk_prob=False,
+            decoder_sparse_step=1,
             **common,
         )
-    if arch == "mistral":
-        return MistralConfig(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=64,
-            **common,
-        )
-    if arch in ("gemma", "gemma2"):
-        cls = GemmaConfig if arch == "gemma" else Gemma2Config
-        return cls(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
+    if arch == "qwen3_moe":
+        return T.Qwen3MoeConfig(
+            **dict(MOE, intermediate_size=64),
             head_dim=8,
-            max_position_embeddings=64,
+            moe_intermediate_size=48,
+            num_experts=4,
+            norm_topk_prob=True,
+            decoder_sparse_step=1,
             **common,
         )
-    if arch == "qwen2":
-        return Qwen2Config(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=64,
-            **common,
-        )
+    if arch == "olmoe":
+        return T.OlmoeConfig(**MOE, num_experts=4, norm_topk_prob=False, **common)
+    if arch == "falcon":
+        return T.FalconConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, **common)
+    if arch == "gpt2":
+        return T.GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=64, **common)
     if arch == "bloom":
-        return BloomConfig(hidden_size=32, n_layer=2, n_head=4, **common)
+        return T.BloomConfig(hidden_size=32, n_layer=2, n_head=4, **common)
     if arch == "gpt_neox":
-        return GPTNeoXConfig(
+        return T.GPTNeoXConfig(
             hidden_size=32,
             intermediate_size=64,
             num_hidden_layers=2,
@@ -138,7 +165,7 @@ def tiny_config(arch: str, vocab_size: int):
             **common,
         )
     if arch == "opt":
-        return OPTConfig(
+        return T.OPTConfig(
             hidden_size=32,
             ffn_dim=64,
             num_hidden_layers=2,
@@ -148,5 +175,7 @@ def tiny_config(arch: str, vocab_size: int):
             **common,
         )
     if arch == "xglm":
-        return XGLMConfig(d_model=32, ffn_dim=64, num_layers=2, attention_heads=4, max_position_embeddings=64, **common)
+        return T.XGLMConfig(
+            d_model=32, ffn_dim=64, num_layers=2, attention_heads=4, max_position_embeddings=64, **common
+        )
     raise ValueError(f"unknown test architecture {arch!r}")

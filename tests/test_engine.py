@@ -4,16 +4,16 @@ import math
 
 import pytest
 import torch
-from helpers import tiny_config
+from helpers import ARCHITECTURES, MOE_ARCHITECTURES, tiny_config
 from torch import nn
 from transformers import AutoModelForCausalLM
 
 from mlsweep.prune import prune_model
 from mlsweep.prune.allocation import owl_sparsities
-from mlsweep.prune.arch import find_blocks, find_linears
+from mlsweep.prune.arch import block_layout, find_blocks, find_matrices
 from mlsweep.prune.registry import all_pruners
 
-ARCHS = ["llama", "mistral", "qwen2", "gemma", "gemma2", "bloom", "xglm", "gpt_neox", "opt"]
+ARCHS = list(ARCHITECTURES)
 
 
 def tiny(arch="llama"):
@@ -44,8 +44,17 @@ def tags_for(spec, n):
 def test_every_architecture_prunes_end_to_end(arch, spec):
     model = tiny(arch)
     before = outside_blocks(model)
+    blocks = find_blocks(model)
+    counted = sum(m.tensor().numel() for b in blocks for m in find_matrices(b).values())
+    routers = {"mlp.gate.weight", "mlp.shared_expert_gate.weight"} if arch in MOE_ARCHITECTURES else set()
+    every_2d = sum(
+        p.numel() for n, p in blocks.named_parameters() if p.dim() >= 2 and n.split(".", 1)[1] not in routers
+    )
     report = prune_model(model, calib(), spec.name, 0.5, engine=dict(batch_size=4), languages=tags_for(spec, 6))
     assert report.overall == pytest.approx(0.5, abs=0.02)
+    assert counted == every_2d, "every block matrix but the routers is counted"
+    zeros = sum(int((m.tensor() == 0).sum()) for b in blocks for m in find_matrices(b).values())
+    assert report.overall == zeros / counted
     assert len(report.per_linear) >= 4 * len(report.per_block)
     for name, p in outside_blocks(model).items():
         assert torch.equal(before[name], p), f"{name} outside the blocks changed"
@@ -60,13 +69,13 @@ def test_unknown_architecture_names_the_supported_ones():
             super().__init__()
             self.proj = nn.Linear(4, 4)
 
-    with pytest.raises(ValueError, match="supported architectures: Llama.*BLOOM.*OPT"):
+    with pytest.raises(ValueError, match="supported architectures: decoder blocks of nn.Linear.*Conv1D.*experts"):
         prune_model(NotAnLM(), calib(), "wanda", 0.5)
 
 
 def block_inputs(model, linear_name, rows):
     """The inputs of one linear of block 0 on the dense model, collected by a plain hook."""
-    lin = dict(find_linears(find_blocks(model)[0]))[linear_name]
+    lin = find_matrices(find_blocks(model)[0])[linear_name].owner
     seen = []
     h = lin.register_forward_hook(lambda _m, inp, _o: seen.append(inp[0].detach().reshape(-1, inp[0].shape[-1])))
     with torch.no_grad():
@@ -87,14 +96,16 @@ def test_wanda_mask_equals_per_row_sort_of_hand_accumulated_statistics():
     assert torch.equal(model.model.layers[0].mlp.down_proj.weight == 0, expected)
 
 
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "mixtral"])
 @pytest.mark.parametrize("spec", PRUNING, ids=lambda s: s.name)
 @pytest.mark.parametrize("pattern,n,m", [("2:4", 2, 4), ("4:8", 4, 8)])
-def test_nm_holds_in_every_group_of_every_linear(spec, pattern, n, m):
-    model = tiny()
+def test_nm_holds_in_every_group_of_every_matrix(spec, pattern, n, m, arch):
+    model = tiny(arch)
     prune_model(model, calib(), spec.name, n / m, pattern, languages=tags_for(spec, 6))
     for block in find_blocks(model):
-        for lin in find_linears(block).values():
-            zeros = (lin.weight == 0).reshape(lin.weight.shape[0], -1, m).sum(-1)
+        for matrix in find_matrices(block).values():
+            w = matrix.tensor()  # (d_out, d_in): groups run along the inputs, also for Conv1D and experts
+            zeros = (w == 0).reshape(w.shape[0], -1, m).sum(-1)
             assert (zeros >= n).all()
 
 
@@ -129,14 +140,17 @@ def test_owl_through_the_engine_records_per_block_targets():
         assert got == pytest.approx(want, abs=1 / 32)  # per-row granularity of a 32-wide linear
 
 
-def test_true_sequential_groups_follow_the_forward_order_and_change_the_result():
+def groups_of(model):
     from mlsweep.prune.capture import CalibBatch, capture_inputs
-    from mlsweep.prune.loop import linear_groups
+    from mlsweep.prune.passes import matrix_groups
 
-    model = tiny()
     blocks = find_blocks(model)
     data = capture_inputs(model, blocks, [CalibBatch(calib(2))], torch.device("cpu"))
-    groups = linear_groups(blocks[0], find_linears(blocks[0]), data[0], torch.device("cpu"))
+    return matrix_groups(blocks[0], block_layout(blocks[0]), data[0], torch.device("cpu"))
+
+
+def test_true_sequential_groups_follow_the_forward_order_and_change_the_result():
+    groups = groups_of(tiny())
     assert [sorted(g) for g in groups] == [
         ["self_attn.k_proj", "self_attn.q_proj", "self_attn.v_proj"],
         ["self_attn.o_proj"],
@@ -150,6 +164,27 @@ def test_true_sequential_groups_follow_the_forward_order_and_change_the_result()
     da, db = a.model.layers[0].mlp.down_proj.weight, b.model.layers[0].mlp.down_proj.weight
     assert torch.equal(qa, qb), "the first group sees the same inputs either way"
     assert not torch.equal(da, db), "later groups see already-pruned upstream linears"
+
+
+def test_true_sequential_prunes_the_experts_stage_by_stage():
+    model = tiny("qwen2_moe")
+    stages = (("gate_proj", "up_proj"), ("down_proj",))
+    experts = [[f"mlp.experts.{e}.{p}" for e in range(4) for p in ps] for ps in stages]
+    groups = groups_of(model)
+    assert [sorted(g) for g in groups] == [
+        ["self_attn.k_proj", "self_attn.q_proj", "self_attn.v_proj"],
+        ["self_attn.o_proj"],
+        ["mlp.shared_expert.gate_proj", "mlp.shared_expert.up_proj"],
+        ["mlp.shared_expert.down_proj"],
+        sorted(experts[0]),
+        sorted(experts[1]),
+    ]
+    a, b = tiny("qwen2_moe"), tiny("qwen2_moe")
+    report = prune_model(a, calib(), "sparsegpt", 0.5, engine=dict(true_sequential=True))
+    prune_model(b, calib(), "sparsegpt", 0.5)
+    assert report.overall == pytest.approx(0.5, abs=0.01)
+    da, db = a.model.layers[0].mlp.experts.down_proj, b.model.layers[0].mlp.experts.down_proj
+    assert not torch.equal(da, db), "the experts' downs see their already-pruned gate/up"
 
 
 def test_dense_propagation_feeds_block_two_with_dense_inputs():

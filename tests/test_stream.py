@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import make_tiny_model
+from helpers import ARCHITECTURES, MOE_ARCHITECTURES, make_tiny_model
 from transformers import AutoModelForCausalLM, LlamaConfig
 
 from mlsweep.prune import prune_model
@@ -20,28 +20,42 @@ def calib():
     return torch.randint(4, 200, (6, 16), generator=torch.Generator().manual_seed(0))
 
 
-@pytest.mark.parametrize(
-    "arch,method,allocation",
-    [
-        ("llama", "sparsegpt", "uniform"),
-        ("bloom", "wanda", "owl"),
-        ("gpt_neox", "wanda", "uniform"),
-        ("xglm", "magnitude", "uniform"),
-    ],
-)
-def test_streamed_checkpoint_equals_in_memory_pruning(tmp_path, arch, method, allocation):
+DENSE = [a for a in ARCHITECTURES if a not in MOE_ARCHITECTURES]
+METHODS = ("sparsegpt", "wanda", "magnitude")
+# every dense architecture, the methods in turn; OWL on two; bf16 weights on two
+CASES = [(arch, METHODS[i % 3], "uniform", None) for i, arch in enumerate(DENSE)] + [
+    ("bloom", "wanda", "owl", None),
+    ("gpt2", "sparsegpt", "owl", None),
+    ("llama", "sparsegpt", "uniform", "bfloat16"),
+    ("gpt2", "wanda", "uniform", "bfloat16"),
+]
+
+
+@pytest.mark.parametrize("arch,method,allocation,dtype", CASES)
+def test_streamed_checkpoint_equals_in_memory_pruning(tmp_path, arch, method, allocation, dtype):
     src = make_tiny_model(tmp_path / arch, arch=arch)
     report = prune_checkpoint(
-        src, tmp_path / "out", calib(), method, 0.5, allocation=allocation, engine=dict(batch_size=4)
+        src, tmp_path / "out", calib(), method, 0.5, allocation=allocation, dtype=dtype, engine=dict(batch_size=4)
     )
-    ref = AutoModelForCausalLM.from_pretrained(src).eval()
+    torch_dtype = getattr(torch, dtype) if dtype else None
+    ref = AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype).eval()
     ref_report = prune_model(ref, calib(), method, 0.5, allocation=allocation, engine=dict(batch_size=4))
-    out = AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()
+    out = AutoModelForCausalLM.from_pretrained(tmp_path / "out", dtype=torch_dtype).eval()
+    assert next(out.parameters()).dtype == (torch_dtype or torch.float32)
     expected = ref.state_dict()
     for name, tensor in out.state_dict().items():
         assert torch.equal(tensor, expected[name]), name
     assert report.per_linear == ref_report.per_linear and report.allocated == ref_report.allocated
     assert (tmp_path / "out" / "tokenizer.json").exists()
+
+
+@pytest.mark.parametrize("arch", MOE_ARCHITECTURES)
+def test_moe_checkpoints_are_refused_naming_the_in_memory_alternative(tmp_path, arch):
+    """Per-expert checkpoint tensors are fused by transformers at load; streaming does not fuse them."""
+    src = make_tiny_model(tmp_path / arch, arch=arch)
+    with pytest.raises(ValueError, match=r"engine\.stream_from_disk.*experts.*engine\.stream_from_disk=false"):
+        prune_checkpoint(src, tmp_path / "out", calib(), "wanda", 0.5)
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.integration

@@ -11,8 +11,7 @@ import torch
 from mlsweep.data.calibration import build_calibration
 from mlsweep.data.sources import SourceSpec, make_source
 from mlsweep.modeling import load_model
-from mlsweep.prune.api import calibration_batches
-from mlsweep.prune.capture import block_input_norms
+from mlsweep.prune.capture import block_input_norms, calibration_batches
 
 
 def language_similarity(norms: dict[str, torch.Tensor]) -> pd.DataFrame:

@@ -21,7 +21,7 @@ from mlsweep.data.formats import calibrate
 from mlsweep.evaluate.suite import evaluate
 from mlsweep.modeling import load_model, load_tokenizer, local_folder, resolve_device
 from mlsweep.prune import prune_model
-from mlsweep.prune.arch import find_blocks, find_linears
+from mlsweep.prune.arch import find_blocks, find_matrices
 from mlsweep.prune.maskfile import MASK_FILE, save_masks
 from mlsweep.prune.stream import prune_checkpoint
 
@@ -66,13 +66,19 @@ def prune_and_evaluate(
             "sparsity_per_block": report.per_block,
             "sparsity_allocated": report.allocated,
             "resumed_blocks": report.resumed,
+            "sparsity_excluded": report.excluded,
+            "experts_fallback": len(report.fallback_experts),
         }
     )
+    if report.fallback_experts:
+        progress.line(
+            "prune", f"{len(report.fallback_experts)} experts got no calibration token, pruned by magnitude instead"
+        )
     if report.resumed:
         progress.line("resume", f"blocks {report.resumed} restored from the cell's checkpoint, not pruned again")
-    check_sparsity(report, spec.tolerance, min_d_in(model))
+    check_sparsity(report, spec.tolerance, min_d_in(model, m.exclude))
     if spec.runtime.save_masks and len(spec.passes) == 1:
-        save_masks(model, progress.out_dir / MASK_FILE)
+        save_masks(model, progress.out_dir / MASK_FILE, m.exclude)
     with progress.stage("eval"):
         out.update(evaluate(model, tokenizer, p.suite, calib.doc_hashes if calib else set(), log))
     return out
@@ -105,6 +111,7 @@ def _prune(
         languages=calib.languages if calib else None,
         attention_mask=calib.attention_mask if calib else None,
         mask_pad_in_stats=p.calib.mask_pad_in_stats if p.calib else True,
+        exclude=m.exclude,
         on_block=on_block,
     )
     if not spec.engine.stream_from_disk:
@@ -119,8 +126,8 @@ def _prune(
     return model, report
 
 
-def min_d_in(model) -> int:
-    return min(lin.in_features for block in find_blocks(model) for lin in find_linears(block).values())
+def min_d_in(model, exclude) -> int:
+    return min(m.d_in for block in find_blocks(model) for m in find_matrices(block, exclude).values())
 
 
 def check_sparsity(report, tolerance: float, d_in: int) -> None:

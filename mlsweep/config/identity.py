@@ -63,7 +63,8 @@ def cell_id(
     """
     ident: dict[str, Any] = {
         "axes": {k: v for k, v in axes.items() if k != "experiment"},
-        "model": raw["model"],
+        # an empty model.exclude is what every model had before the key existed: keep those ids
+        "model": {k: v for k, v in raw["model"].items() if k != "exclude" or v},
         "eval": resolved["eval"],
     }
     if prunes:

@@ -21,6 +21,7 @@ from mlsweep.evaluate.scorers import SCORERS
 from mlsweep.evaluate.suite import CorpusSpec, SuiteSpec
 from mlsweep.modeling import DTYPES
 from mlsweep.prune.api import EngineOptions
+from mlsweep.prune.arch import check_exclusions
 from mlsweep.registry import suggest
 
 
@@ -37,6 +38,7 @@ class ModelSpec:
     attn_implementation: Optional[str] = None
     params_b: Optional[float] = None
     dims: Mapping[str, int] = field(default_factory=dict)
+    exclude: Mapping[str, str] = field(default_factory=dict)  # tensor-name pattern in a block -> reason
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,15 @@ def model_spec(node: Mapping[str, Any]) -> ModelSpec:
             )
         },
         dims=dict(node.get("dims") or {}),
+        exclude=_exclusions(node.get("exclude") or {}),
     )
+
+
+def _exclusions(node: Mapping[str, Any]) -> dict[str, str]:
+    try:
+        return check_exclusions(dict(node))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def suite_spec(node: Mapping[str, Any], model: ModelSpec) -> SuiteSpec:

@@ -61,6 +61,9 @@ class ModelConfig:
     # (mlsweep.costs): parameters in billions, and dims {layers, hidden, intermediate, vocab}.
     params_b: Optional[float] = None
     dims: Dict[str, int] = field(default_factory=dict)
+    # Block tensors of 2+ dimensions the engine does not prune, left dense and out of sparsity_measured:
+    # {<shell pattern over the tensor's name in a block>: <reason>}; routers are excluded by structure.
+    exclude: Dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -24,10 +24,10 @@ import torch
 from torch import nn
 
 from mlsweep.prune.allocation import ALLOCATIONS, AllocationSpec
-from mlsweep.prune.arch import find_blocks
-from mlsweep.prune.capture import CalibBatch
+from mlsweep.prune.arch import check_exclusions, find_blocks
+from mlsweep.prune.capture import CalibBatch, as_rows, calibration_batches
 from mlsweep.prune.checkpoint import BlockCheckpoint
-from mlsweep.prune.loop import BlockCallback, LoopOptions, prune_blocks
+from mlsweep.prune.loop import BlockCallback, LoopOptions, LoopResult, prune_blocks
 from mlsweep.prune.masks import SparsityTarget, make_target
 from mlsweep.prune.registry import PrunerSpec, get_pruner
 from mlsweep.prune.report import PruneReport, summarize, zero_counts
@@ -79,53 +79,6 @@ class EngineOptions:
         return cls(**value)
 
 
-def _as_rows(calibration: Any) -> torch.Tensor:
-    if calibration is None:
-        return torch.empty(0, 0, dtype=torch.long)
-    if isinstance(calibration, torch.Tensor):
-        rows = calibration
-    else:
-        rows = list(calibration)
-        lengths = {len(r) for r in rows}
-        if len(lengths) > 1:
-            raise ValueError(f"calibration: rows must all have the same length, got lengths {sorted(lengths)}")
-        rows = torch.stack([torch.as_tensor(r) for r in rows]) if rows else torch.empty(0, 0)
-    if rows.dim() != 2:
-        raise ValueError(f"calibration: expected token ids shaped (n, seqlen), got shape {tuple(rows.shape)}")
-    if rows.shape[0] and rows.shape[1] < 2:
-        raise ValueError(f"calibration: rows of {rows.shape[1]} token(s) are too short; need at least 2")
-    return rows.long()
-
-
-def calibration_batches(
-    rows: torch.Tensor,
-    languages: Optional[Sequence[str]],
-    batch_size: int,
-    attention_mask: Optional[torch.Tensor] = None,
-    mask_pad_in_stats: bool = True,
-) -> list[CalibBatch]:
-    """Language-homogeneous batches, so per-language statistics see one language per batch.
-
-    With an attention mask (padded prompts), the model sees it, and padded positions are
-    kept out of the statistics unless mask_pad_in_stats is False (Kim et al.'s original code).
-    """
-    langs = list(languages) if languages is not None else [None] * len(rows)
-    if len(langs) != len(rows):
-        raise ValueError(f"languages: {len(langs)} tags for {len(rows)} calibration rows")
-    if attention_mask is not None and attention_mask.shape != rows.shape:
-        raise ValueError(
-            f"attention_mask: shape {tuple(attention_mask.shape)} differs from the calibration's {tuple(rows.shape)}"
-        )
-    out = []
-    for lang in dict.fromkeys(langs):
-        idx = [i for i, tag in enumerate(langs) if tag == lang]
-        for s in range(0, len(idx), batch_size):
-            part = idx[s : s + batch_size]
-            mask = attention_mask[part] if attention_mask is not None else None
-            out.append(CalibBatch(rows[part], lang, mask, mask if mask_pad_in_stats else None))
-    return out
-
-
 def _job_key(rows: torch.Tensor, *parts: Any) -> str:
     """Names a pruning computation (its data and settings), so a checkpoint is never reused for another."""
     h = hashlib.sha1(rows.numpy().tobytes())
@@ -163,6 +116,7 @@ def prepare(
     languages: Optional[Sequence[str]] = None,
     attention_mask: Optional[torch.Tensor] = None,
     mask_pad_in_stats: bool = True,
+    exclude: Mapping[str, str] = EMPTY,
 ) -> Job:
     """Check every argument and build the job; raises ValueError naming the field."""
     spec: PrunerSpec = get_pruner(method)
@@ -171,7 +125,7 @@ def prepare(
     engine = EngineOptions.of(engine)
     alloc = ALLOCATIONS.get(allocation)
     alloc_params = alloc.check_params(allocation_params)
-    rows = _as_rows(calibration)
+    rows = as_rows(calibration)
     if spec.needs_calibration and rows.shape[0] == 0:
         raise ValueError(f"calibration: pruner {method!r} needs calibration data, got an empty set")
     if spec.prunes:
@@ -179,6 +133,7 @@ def prepare(
         if alloc.needs_calibration and rows.shape[0] == 0:
             raise ValueError(f"calibration: allocation {allocation!r} needs calibration data for its statistics pass")
     opts = engine.loop_options()
+    opts.exclude = check_exclusions(exclude)
     batches = (
         calibration_batches(rows, languages, engine.batch_size, attention_mask, mask_pad_in_stats)
         if rows.shape[0]
@@ -196,6 +151,7 @@ def prepare(
             engine.propagation,
             engine.true_sequential,
             languages,
+            sorted(opts.exclude.items()),
         )
         opts.checkpoint = BlockCheckpoint(engine.checkpoint_dir, key)
     return Job(spec, target, method_params, alloc, alloc_params, batches, opts)
@@ -218,21 +174,21 @@ def allocation_scores(model: nn.Module, job: Job) -> list[float]:
 
 def run(
     model: nn.Module, job: Job, on_block: Optional[BlockCallback] = None, scores: Optional[list[float]] = None
-) -> tuple[list[SparsityTarget], list[float]]:
-    """Allocate per-block targets and prune; returns (targets, seconds per block)."""
+) -> tuple[list[SparsityTarget], LoopResult]:
+    """Allocate per-block targets and prune; returns (targets, the loop's result)."""
     was_training = model.training
     model.eval()
     try:
         targets = allocate(model, job, scores)
         batches = job.batches if job.spec.needs_calibration else []
-        seconds = prune_blocks(model, job.spec, targets, job.params, batches, job.opts, on_block)
+        result = prune_blocks(model, job.spec, targets, job.params, batches, job.opts, on_block)
     finally:
         model.train(was_training)
-    return targets, seconds
+    return targets, result
 
 
 def report_of(
-    job: Job, method: str, targets: list[SparsityTarget], seconds: list[float], counts: list[dict[str, tuple[int, int]]]
+    job: Job, method: str, targets: list[SparsityTarget], result: LoopResult, counts: list[dict[str, tuple[int, int]]]
 ) -> PruneReport:
     overall, per_block, per_linear = summarize(counts)
     return PruneReport(
@@ -242,9 +198,11 @@ def report_of(
         overall,
         per_block,
         per_linear,
-        seconds,
+        result.seconds,
         [t.sparsity for t in targets],
         list(job.checkpoint.resumed) if job.checkpoint else [],
+        result.excluded,
+        result.fallback,
     )
 
 
@@ -262,6 +220,7 @@ def prune_model(
     languages: Optional[Sequence[str]] = None,
     attention_mask: Optional[torch.Tensor] = None,
     mask_pad_in_stats: bool = True,
+    exclude: Mapping[str, str] = EMPTY,
     on_block: Optional[BlockCallback] = None,
 ) -> PruneReport:
     """Prune `model` in place with `method` at `sparsity`.
@@ -269,16 +228,19 @@ def prune_model(
     Args:
         calibration: LongTensor (n, seqlen) of token ids, or rows of equal length (None: no data).
         method: a name in PRUNERS (wanda, sparsegpt, magnitude, ...).
-        sparsity: fraction of weights zeroed per linear, in [0, 1); N/M for an N:M `pattern`.
+        sparsity: fraction of weights zeroed per matrix, in [0, 1); N/M for an N:M `pattern`.
         allocation: a name in ALLOCATIONS (uniform, owl, cwl); `allocation_params` its fields
             (owl_lambda, owl_m; cwl_lambda).
         params: the pruner's own parameters (its Params dataclass fields, e.g. percdamp).
         engine: EngineOptions, or a mapping of its fields.
         languages: a tag per calibration row; attention_mask: (n, seqlen) for padded rows, whose
             padding stays out of the statistics unless mask_pad_in_stats is False.
+        exclude: shell-style patterns over tensor names in a block -> why they stay dense (a 2-D
+            tensor the engine does not prune, such as Cohere's qk-norm weights; see arch.py).
         on_block: called as on_block(i, seconds, sparsity) after each block.
     Returns:
-        PruneReport with the measured sparsity overall, per block and per linear.
+        PruneReport with the measured sparsity overall, per block and per matrix, the exclusions
+        and the experts pruned by the no-token fallback.
     Raises:
         ValueError: naming the field, before any weight is touched.
     """
@@ -294,6 +256,7 @@ def prune_model(
         languages=languages,
         attention_mask=attention_mask,
         mask_pad_in_stats=mask_pad_in_stats,
+        exclude=exclude,
     )
-    targets, seconds = run(model, job, on_block)
-    return report_of(job, method, targets, seconds, [zero_counts(b) for b in find_blocks(model)])
+    targets, result = run(model, job, on_block)
+    return report_of(job, method, targets, result, [zero_counts(b, job.opts.exclude) for b in find_blocks(model)])

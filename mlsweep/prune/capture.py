@@ -1,6 +1,7 @@
 """Block-0 inputs: the calibration batches as the model hands them to its first decoder block.
 
-`capture_inputs` runs only the stem (embeddings and whatever precedes block
+`as_rows` and `calibration_batches` turn the caller's token ids into
+language-homogeneous batches; `capture_inputs` runs only the stem (embeddings and whatever precedes block
 0) and keeps, per calibration batch, the hidden states entering block 0 with
 every other argument the model passes its blocks (attention mask, position
 ids, rotary embeddings, ALiBi); `run_block` feeds them through one block.
@@ -8,7 +9,7 @@ ids, rotary embeddings, ALiBi); `run_block` feeds them through one block.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -44,6 +45,54 @@ class Batch:
 
 def _block_output(out: Any) -> torch.Tensor:
     return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def as_rows(calibration: Any) -> torch.Tensor:
+    """Calibration token ids as a LongTensor (n, seqlen), from a tensor or equal-length rows."""
+    if calibration is None:
+        return torch.empty(0, 0, dtype=torch.long)
+    if isinstance(calibration, torch.Tensor):
+        rows = calibration
+    else:
+        rows = list(calibration)
+        lengths = {len(r) for r in rows}
+        if len(lengths) > 1:
+            raise ValueError(f"calibration: rows must all have the same length, got lengths {sorted(lengths)}")
+        rows = torch.stack([torch.as_tensor(r) for r in rows]) if rows else torch.empty(0, 0)
+    if rows.dim() != 2:
+        raise ValueError(f"calibration: expected token ids shaped (n, seqlen), got shape {tuple(rows.shape)}")
+    if rows.shape[0] and rows.shape[1] < 2:
+        raise ValueError(f"calibration: rows of {rows.shape[1]} token(s) are too short; need at least 2")
+    return rows.long()
+
+
+def calibration_batches(
+    rows: torch.Tensor,
+    languages: Optional[Sequence[str]],
+    batch_size: int,
+    attention_mask: Optional[torch.Tensor] = None,
+    mask_pad_in_stats: bool = True,
+) -> list[CalibBatch]:
+    """Language-homogeneous batches, so per-language statistics see one language per batch.
+
+    With an attention mask (padded prompts), the model sees it, and padded positions are
+    kept out of the statistics unless mask_pad_in_stats is False (Kim et al.'s original code).
+    """
+    langs = list(languages) if languages is not None else [None] * len(rows)
+    if len(langs) != len(rows):
+        raise ValueError(f"languages: {len(langs)} tags for {len(rows)} calibration rows")
+    if attention_mask is not None and attention_mask.shape != rows.shape:
+        raise ValueError(
+            f"attention_mask: shape {tuple(attention_mask.shape)} differs from the calibration's {tuple(rows.shape)}"
+        )
+    out = []
+    for lang in dict.fromkeys(langs):
+        idx = [i for i, tag in enumerate(langs) if tag == lang]
+        for s in range(0, len(idx), batch_size):
+            part = idx[s : s + batch_size]
+            mask = attention_mask[part] if attention_mask is not None else None
+            out.append(CalibBatch(rows[part], lang, mask, mask if mask_pad_in_stats else None))
+    return out
 
 
 @torch.no_grad()

@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any, Optional
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -43,16 +45,21 @@ class BlockCheckpoint:
     def has(self, i: int) -> bool:
         return self._path(i).exists()
 
-    def save(self, i: int, block: nn.Module) -> None:
+    def save(self, i: int, block: nn.Module, info: Optional[dict[str, Any]] = None) -> None:
+        """The block's tensors, and `info` (what the report says about the block, JSON) in the metadata."""
         state = {k: v.detach().to("cpu").contiguous() for k, v in block.state_dict().items()}
         tmp = self.folder / f".block_{i:04d}.tmp"
-        save_file(state, str(tmp))
+        save_file(state, str(tmp), metadata={"info": json.dumps(info or {})})
         os.replace(tmp, self._path(i))
 
-    def restore(self, i: int, block: nn.Module) -> None:
+    def restore(self, i: int, block: nn.Module) -> dict[str, Any]:
+        """Load block i's saved tensors into it; returns the `info` saved with them."""
         state = load_file(str(self._path(i)))
+        with safe_open(str(self._path(i)), framework="pt") as f:
+            info = json.loads((f.metadata() or {}).get("info", "{}"))
         with torch.no_grad():
             for name, tensor in block.state_dict().items():
                 if name in state:
                     tensor.copy_(state[name].to(tensor.device, tensor.dtype))
         self.resumed.append(i)
+        return info

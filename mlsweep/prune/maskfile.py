@@ -1,23 +1,29 @@
-"""Pruning masks on disk: bit-packed, one entry per block linear (~1/32 of the fp32 weights)."""
+"""Pruning masks on disk: bit-packed, one entry per block matrix (~1/32 of the fp32 weights).
+
+Each mask is stored as the engine sees the matrix, (d_out, d_in): a Conv1D's
+is the transpose of its stored weight, an expert's is its slice of the fused
+parameter (`<block>.<experts>.<e>.gate_proj`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 from torch import nn
 
-from mlsweep.prune.arch import find_blocks, find_linears
+from mlsweep.prune.arch import NO_EXCLUSIONS, find_blocks, find_matrices
 
 MASK_FILE = "masks.npz"
 
 
-def save_masks(model: nn.Module, path: Path) -> None:
-    """Bit-packed masks (True = pruned) of every block linear."""
+def save_masks(model: nn.Module, path: Path, exclude: Mapping[str, str] = NO_EXCLUSIONS) -> None:
+    """Bit-packed masks (True = pruned) of every block matrix."""
     arrays = {}
     for i, block in enumerate(find_blocks(model)):
-        for name, lin in find_linears(block).items():
-            zero = (lin.weight == 0).cpu().numpy()
+        for name, m in find_matrices(block, exclude).items():
+            zero = (m.tensor() == 0).cpu().numpy()
             arrays[f"{i}.{name}"] = np.packbits(zero.reshape(-1))
             arrays[f"{i}.{name}.shape"] = np.array(zero.shape)
     Path(path).parent.mkdir(parents=True, exist_ok=True)

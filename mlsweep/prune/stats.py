@@ -1,11 +1,21 @@
 """Per-linear calibration statistics, fed by the layer loop's forward hooks.
 
-A collector sees each linear's input as (tokens, d_in) fp32 rows, the
+A collector sees each matrix's input as (tokens, d_in) fp32 rows, the
 sequences of one batch one after another, and accumulates what its pruner
-scores with. Linears that read the same input tensor (q/k/v, gate/up) share
-one collector; the loop records how many read it in `readers`, so a
+scores with. Matrices that read the same input tensor (q/k/v, gate/up) share
+one collector; `PassStats` records how many read it in `readers`, so a
 collector that hands out a large matrix (SparseGPT's Hessian) can give the
 last reader its own copy without cloning.
+
+Routed experts (mlsweep.prune.experts) see only the rows of the tokens
+routed to them, with `lengths` giving each sequence's share of the rows. A
+"sequence" is still a calibration sequence: every expert counts every
+sequence of the calibration set (N_seq is the same for all matrices of a
+block), and each sequence contributes the sum over its tokens routed to the
+expert, possibly none, through the same running-mean update as the dense
+collectors. That is the dense rule applied to the expert's input with the
+rows of tokens not routed to it set to zero, so an expert that every token
+reaches gets exactly the dense statistics.
 
 `Workspace` holds scratch tensors reused inside one prune call and freed at
 its end, so nothing the engine allocates outlives the pruning of a model.
@@ -24,8 +34,9 @@ class Collector(Protocol):
 
     readers: int  # linears that consume these statistics (q/k/v share one); set by the layer loop
 
-    def add(self, x: torch.Tensor, n_seq: int, lang: Optional[str]) -> None:
-        """x: the linear's input, (tokens, d_in) in fp32; n_seq: sequences in the batch."""
+    def add(self, x: torch.Tensor, n_seq: int, lang: Optional[str], lengths: Optional[list[int]] = None) -> None:
+        """x: the matrix's input, (tokens, d_in) in fp32; n_seq: sequences in the batch;
+        lengths: rows per sequence when they differ (routed experts), else None."""
 
 
 class Workspace:
@@ -53,8 +64,10 @@ class Workspace:
 CollectorFactory = Callable[[int, Workspace], Collector]
 
 
-def per_sequence(x: torch.Tensor, n_seq: int) -> list[torch.Tensor]:
+def per_sequence(x: torch.Tensor, n_seq: int, lengths: Optional[list[int]] = None) -> list[torch.Tensor]:
     """Split a batch's rows back into its sequences (padding-masked rows: one chunk per batch)."""
+    if lengths is not None:
+        return list(torch.split(x, lengths))
     if n_seq > 1 and x.shape[0] % n_seq == 0:
         return list(x.reshape(n_seq, -1, x.shape[-1]))
     return [x] if n_seq == 1 else [x] + [x[:0]] * (n_seq - 1)
@@ -74,14 +87,15 @@ class SquaredNorm:
         self.n_seq = 0
         self.readers = 1
 
-    def add(self, x: torch.Tensor, n_seq: int, lang: Optional[str] = None) -> None:
+    def add(self, x: torch.Tensor, n_seq: int, lang: Optional[str] = None, lengths: Optional[list[int]] = None) -> None:
         # x: (tokens, d_in) fp32, the batch's sequences one after the other
         if self.scaler_row.device != x.device:
             self.scaler_row = self.scaler_row.to(x.device)
-        for seq in per_sequence(x, n_seq):
+        for seq in per_sequence(x, n_seq, lengths):
             self.scaler_row *= self.n_seq / (self.n_seq + 1)
             self.n_seq += 1
-            self.scaler_row += torch.norm(seq.t(), p=2, dim=1) ** 2 / self.n_seq
+            if seq.shape[0]:  # a sequence with no rows (routed elsewhere) adds exactly zero
+                self.scaler_row += torch.norm(seq.t(), p=2, dim=1) ** 2 / self.n_seq
 
 
 class LanguageStats:
@@ -100,7 +114,7 @@ class LanguageStats:
         self.all = SquaredNorm(d_in)
         self.readers = 1
 
-    def add(self, x: torch.Tensor, n_seq: int, lang: Optional[str] = None) -> None:
+    def add(self, x: torch.Tensor, n_seq: int, lang: Optional[str] = None, lengths: Optional[list[int]] = None) -> None:
         if lang not in self.sumsq:
             self.sumsq[lang] = torch.zeros(self.d_in, device=x.device)
             self.positive[lang] = torch.zeros(self.d_in, device=x.device)
@@ -109,7 +123,7 @@ class LanguageStats:
         self.positive[lang] += (x > 0).float().sum(0)
         self.n_seq[lang] += n_seq
         self.n_tok[lang] += x.shape[0]
-        self.all.add(x, n_seq, lang)
+        self.all.add(x, n_seq, lang, lengths)
 
     @property
     def languages(self) -> list:
@@ -120,9 +134,63 @@ class LanguageStats:
         return torch.stack([self.sumsq[lang] / self.n_seq[lang] for lang in self.languages])
 
     def p(self) -> torch.Tensor:
-        """(languages, d_in): share of a language's tokens with x_j > 0."""
-        return torch.stack([self.positive[lang] / self.n_tok[lang] for lang in self.languages])
+        """(languages, d_in): share of a language's tokens with x_j > 0 (0 where an expert got none of them)."""
+        return torch.stack([self.positive[lang] / max(self.n_tok[lang], 1) for lang in self.languages])
 
     def pooled(self) -> torch.Tensor:
         """Wanda's scaler_row over every calibration sequence."""
         return self.all.scaler_row
+
+
+class PassStats:
+    """The collectors of one statistics pass over a block, by matrix name.
+
+    Matrices that read one input share its collector (`add` with several names;
+    `finish` points the followers at it and sets `readers`). `rows` counts
+    what entered each collector, so a routed expert that no calibration token
+    reached is known (`unrouted`). `routed` names the routed-expert matrices:
+    at each batch end, `end_batch` advances those that saw no row in it by the
+    batch's sequences, so every expert counts every calibration sequence.
+    """
+
+    def __init__(self, widths: dict[str, int], routed: set[str], make: CollectorFactory, workspace: Workspace):
+        self.widths = widths
+        self.collectors: dict[str, Collector] = {n: make(d, workspace) for n, d in widths.items()}
+        self.leader: dict[str, str] = {}
+        self.routed = routed & set(widths)
+        self.rows: dict[str, int] = dict.fromkeys(widths, 0)
+        self._fed: set[str] = set()
+
+    def head(self, name: str) -> str:
+        return self.leader.get(name, name)
+
+    def add(self, names: tuple[str, ...], x: torch.Tensor, n_seq: int, lang: Optional[str], lengths=None) -> None:
+        names = tuple(n for n in names if n in self.collectors)
+        if not names:
+            return
+        head = self.head(names[0])
+        for n in names[1:]:
+            if n != head:
+                self.leader[n] = head
+        self.collectors[head].add(x, n_seq, lang, lengths)
+        self.rows[head] += x.shape[0]
+        self._fed.add(head)
+
+    def end_batch(self, n_seq: int, lang: Optional[str], device: torch.device) -> None:
+        for name in self.routed:
+            head = self.head(name)
+            if head not in self._fed:
+                empty = torch.zeros(0, self.widths[head], device=device)
+                self.collectors[head].add(empty, n_seq, lang, [0] * n_seq)
+                self._fed.add(head)
+        self._fed.clear()
+
+    def unrouted(self, name: str) -> bool:
+        return name in self.routed and self.rows[self.head(name)] == 0
+
+    def finish(self) -> dict[str, Collector]:
+        for follower, head in self.leader.items():
+            self.collectors[follower] = self.collectors[head]
+        for head in set(self.leader.values()):
+            self.collectors[head].readers = 1 + sum(1 for h in self.leader.values() if h == head)
+        return self.collectors

@@ -47,10 +47,14 @@ class Checkpoint:
 
     `renamings` are (regex, replacement) pairs from checkpoint names to the
     model's (transformers renames a few legacy names, e.g. GPT-NeoX embed_out).
+    With `cast`, floating tensors are read in the dtype of the model tensor
+    they replace (model.dtype), as from_pretrained does, so a bf16 cell
+    streamed prunes the same bf16 weights as in memory.
     """
 
-    def __init__(self, folder: Path, renamings: list[tuple[str, str]] = ()):
+    def __init__(self, folder: Path, renamings: list[tuple[str, str]] = (), cast: bool = False):
         self.folder = Path(folder)
+        self.cast = cast
         index = self.folder / "model.safetensors.index.json"
         if index.exists():
             stored = {k: self.folder / v for k, v in json.loads(index.read_text())["weight_map"].items()}
@@ -66,7 +70,8 @@ class Checkpoint:
                 name = re.sub(pattern, repl, name)
             self.files[name] = (path, key)
 
-    def load(self, names: list[str], device: torch.device) -> dict[str, torch.Tensor]:
+    def load(self, names: list[str], device: torch.device, like: Optional[dict] = None) -> dict[str, torch.Tensor]:
+        """The named tensors; `like`: name -> the model tensor each replaces (for `cast`)."""
         by_file: dict[Path, list[str]] = {}
         for n in names:
             by_file.setdefault(self.files[n][0], []).append(n)
@@ -74,11 +79,20 @@ class Checkpoint:
         for path, keys in by_file.items():
             with safe_open(path, framework="pt", device=str(device)) as f:
                 out.update({k: f.get_tensor(self.files[k][1]) for k in keys})
+        if self.cast and like:
+            for k, t in out.items():
+                if t.is_floating_point() and k in like and like[k].dtype != t.dtype:
+                    out[k] = t.to(like[k].dtype)
         return out
 
 
 def renamings(model: nn.Module) -> list[tuple[str, str]]:
-    """The pure renamings transformers applies when loading this model; fused conversions are refused."""
+    """The pure renamings transformers applies when loading this model; other conversions are refused.
+
+    MoE checkpoints (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE) store one tensor per
+    expert, which transformers stacks into the fused 3-D parameters at load;
+    streaming reads a block's tensors as stored and does not, so it refuses.
+    """
     from transformers.conversion_mapping import get_model_conversion_mapping  # noqa: PLC0415 (heavy)
     from transformers.core_model_loading import WeightRenaming  # noqa: PLC0415 (heavy: only when a model is built)
 
@@ -86,8 +100,10 @@ def renamings(model: nn.Module) -> list[tuple[str, str]]:
     for t in get_model_conversion_mapping(model, add_legacy=False):
         if not isinstance(t, WeightRenaming):
             raise ValueError(
-                f"engine.stream_from_disk: {type(model).__name__} checkpoints need tensor "
-                "conversions on load; prune this model in memory (engine.offload_blocks=true)"
+                f"engine.stream_from_disk: {type(model).__name__} checkpoints store tensors that transformers "
+                f"converts on load ({', '.join(t.source_patterns)} -> {', '.join(t.target_patterns)}), which "
+                "streaming does not do; prune this model in memory: engine.stream_from_disk=false "
+                "(engine.offload_blocks=true keeps it on the CPU, one block at a time on the device)"
             )
         pairs += list(zip(t.source_patterns, t.target_patterns))
     return pairs
@@ -95,10 +111,8 @@ def renamings(model: nn.Module) -> list[tuple[str, str]]:
 
 def _materialize(module: nn.Module, prefix: str, ckpt: Checkpoint, device: torch.device) -> None:
     """Replace the module's meta tensors (recursively) by the checkpoint's."""
-    names = [f"{prefix}{n}" for n, _ in module.named_parameters()] + [
-        f"{prefix}{n}" for n, _ in module.named_buffers() if f"{prefix}{n}" in ckpt.files
-    ]
-    tensors = ckpt.load([n for n in names if n in ckpt.files], device)
+    own = {f"{prefix}{n}": t for n, t in [*module.named_parameters(), *module.named_buffers()]}
+    tensors = ckpt.load([n for n in own if n in ckpt.files], device, own)
     module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items()}, strict=False, assign=True)
 
 
@@ -111,7 +125,7 @@ def _build_stem(model: nn.Module, blocks: nn.ModuleList, ckpt: Checkpoint, confi
         for pname, p in list(module.named_parameters(recurse=False)):
             if p.is_meta and f"{prefix}{pname}" in ckpt.files:
                 module._parameters[pname] = nn.Parameter(
-                    ckpt.load([prefix + pname], device)[prefix + pname], requires_grad=False
+                    ckpt.load([prefix + pname], device, {prefix + pname: p})[prefix + pname], requires_grad=False
                 )
     _fill_buffers(model, in_blocks, config, device)
     model.tie_weights()
@@ -171,7 +185,7 @@ def prune_checkpoint(
     config = AutoConfig.from_pretrained(src)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype) if dtype else None)
-    ckpt = Checkpoint(src, renamings(model))
+    ckpt = Checkpoint(src, renamings(model), cast=dtype is not None)
     blocks = find_blocks(model)
     prefix = blocks_prefix(model, blocks)
     home = torch.device("cpu")
@@ -185,7 +199,7 @@ def prune_checkpoint(
 
     def release(i: int, block: nn.Module) -> None:
         if saving["on"]:
-            counts[i] = zero_counts(block)
+            counts[i] = zero_counts(block, job.opts.exclude)
             state = {f"{prefix}{i}.{k}": v.contiguous() for k, v in block.state_dict().items()}
             save_file(state, str(dst / f"block-{i:05d}.safetensors"), metadata={"format": "pt"})
         block.to("meta")
@@ -197,9 +211,9 @@ def prune_checkpoint(
     if job.allocation.needs_calibration and job.spec.prunes:  # its pass reads the blocks before pruning
         scores = allocation_scores(model, job)
     saving["on"] = True
-    targets, seconds = run(model, job, on_block, scores)
+    targets, result = run(model, job, on_block, scores)
     _write_stem(model, prefix, dst, config, src)
-    return report_of(job, method, targets, seconds, [counts[i] for i in range(len(blocks))])
+    return report_of(job, method, targets, result, [counts[i] for i in range(len(blocks))])
 
 
 def _trim() -> None:

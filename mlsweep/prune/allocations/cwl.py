@@ -44,8 +44,8 @@ def correlation_scores(model: nn.Module, batches: list, opts: LoopOptions, param
         batches,
         opts,
         LanguageStats,
-        lambda _i, linears, stats: scores.append(
-            1 - cross_language_correlation([stats[n].n().sqrt() for n in linears])
+        lambda _i, matrices, stats: scores.append(
+            1 - cross_language_correlation([stats[n].n().sqrt() for n in matrices])
         ),
     )
     return scores

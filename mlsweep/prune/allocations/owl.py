@@ -1,7 +1,8 @@
 """OWL (Yin et al. 2024, METHODS.md section 5): blocks with more outlier features keep more weights.
 
 The outlier ratio of block l is D_l = 100 * #{S > M * mean(S)} / numel(S), with
-S the Wanda scores |W| * ||X|| of all the block's linears together, from a
+S the Wanda scores |W| * ||X|| of all the block's matrices together (experts no
+calibration token reached left out), from a
 dense statistics pass (dense outputs propagate); the OWL mapping of
 mlsweep.prune.allocation spreads the target over the blocks. The outlier
 metric is the Wanda score whatever the pruner, as in the reference code.
@@ -36,10 +37,10 @@ def outlier_ratios(model: nn.Module, batches: list, opts: LoopOptions, params: P
     """OWL pass 1: Wanda scores of each dense block (dense propagation) -> outlier ratio per block."""
     ratios: list[float] = []
 
-    def visit(_i, linears, stats):
+    def visit(_i, matrices, stats):
         ratios.append(
             outlier_ratio(
-                [wanda.score(lin.weight.data.float(), stats[n].scaler_row) for n, lin in linears.items()], params.owl_m
+                [wanda.score(m.tensor().float(), stats[n].scaler_row) for n, m in matrices.items()], params.owl_m
             )
         )
 

@@ -55,15 +55,17 @@ class Hessian:
         self.readers = 1  # linears sharing this input (q/k/v); the layer loop sets it
         self.workspace = workspace if workspace is not None else Workspace()
 
-    def add(self, x: torch.Tensor, n_seq: int, lang: Optional[str] = None) -> None:
+    def add(self, x: torch.Tensor, n_seq: int, lang: Optional[str] = None, lengths: Optional[list[int]] = None) -> None:
         if self.sum.device != x.device:
             self.sum = self.sum.to(x.device)
         # one d x d buffer for the per-sequence products, shared within the prune call: a fresh
         # temporary per sequence fragments the heap (peak memory grew 1.5x streamed)
         outer = self.workspace.buffer(self.sum.shape, x.device)
-        for seq in per_sequence(x, n_seq):
+        for seq in per_sequence(x, n_seq, lengths):
             self.sum *= self.n_seq / (self.n_seq + 1)
             self.n_seq += 1
+            if not seq.shape[0]:  # a sequence with no rows (routed elsewhere) adds exactly zero
+                continue
             seq = math.sqrt(2 / self.n_seq) * seq
             torch.matmul(seq.t(), seq, out=outer)  # the reference's product, then its add
             self.sum += outer
