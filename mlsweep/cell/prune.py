@@ -76,9 +76,9 @@ def prune_and_evaluate(
         )
     if report.resumed:
         progress.line("resume", f"blocks {report.resumed} restored from the cell's checkpoint, not pruned again")
-    check_sparsity(report, spec.tolerance, min_d_in(model, m.exclude))
+    check_sparsity(report, spec.tolerance, min_d_in(model, model_spec.exclude))
     if spec.runtime.save_masks and len(spec.passes) == 1:
-        save_masks(model, progress.out_dir / MASK_FILE, m.exclude)
+        save_masks(model, progress.out_dir / MASK_FILE, model_spec.exclude)
     with progress.stage("eval"):
         out.update(evaluate(model, tokenizer, p.suite, calib.doc_hashes if calib else set(), log))
     return out
@@ -111,7 +111,7 @@ def _prune(
         languages=calib.languages if calib else None,
         attention_mask=calib.attention_mask if calib else None,
         mask_pad_in_stats=p.calib.mask_pad_in_stats if p.calib else True,
-        exclude=m.exclude,
+        exclude=model_spec.exclude,
         on_block=on_block,
     )
     if not spec.engine.stream_from_disk:
@@ -119,7 +119,14 @@ def _prune(
         return model.to(device), report
     pruned = out_dir / "pruned_model"
     source = local_folder(model_spec.path, model_spec.revision)
-    report = prune_checkpoint(source, pruned, *args, dtype=model_spec.dtype, **options)
+    report = prune_checkpoint(
+        source,
+        pruned,
+        *args,
+        dtype=model_spec.dtype,
+        attn_implementation=model_spec.attn_implementation,
+        **options,
+    )
     model, _ = load_model(
         str(pruned), model_spec.dtype, device, model_spec.trust_remote_code, None, model_spec.attn_implementation
     )
@@ -127,7 +134,7 @@ def _prune(
 
 
 def min_d_in(model, exclude) -> int:
-    return min(m.d_in for block in find_blocks(model) for m in find_matrices(block, exclude).values())
+    return min(matrix.d_in for block in find_blocks(model) for matrix in find_matrices(block, exclude).values())
 
 
 def check_sparsity(report, tolerance: float, d_in: int) -> None:

@@ -152,12 +152,14 @@ def _execute(spec: CellSpec, progress: Progress, tracker: tracking.Guarded) -> d
     if len(spec.passes) == 1:
         return prune_and_evaluate(spec, spec.passes[0], progress, tracker.log, _checkpoint_dir(spec, progress))
     out: dict[str, Any] = {}
-    measured = []
+    measured, fallback = [], 0
     for p in spec.passes:  # e.g. the diagonal of Kurz et al.: calibrate in each evaluation language
         res = prune_and_evaluate(spec, p, progress, tracker.log, _checkpoint_dir(spec, progress, p.label))
         measured.append(res.pop("sparsity_measured"))
+        fallback += res.pop("experts_fallback")
         out.update(res)
     out["sparsity_measured"] = sum(measured) / len(measured)
+    out["experts_fallback"] = fallback  # over every pass's pruning
     return out
 
 

@@ -87,8 +87,7 @@ SHARES: dict[str, dict[str, float]] = {
 }
 
 # Families (model.family) whose per-language pretraining shares are not published, with what is:
-# a source with the numbers would move a family into SHARES. mgpt has no conf/model (GPT-2 blocks use
-# transformers' Conv1D, not nn.Linear) but may be set on a custom model.
+# a source with the numbers would move a family into SHARES (mgpt: conf/model/mgpt.yaml).
 UNPUBLISHED: dict[str, str] = {
     "llama3": "Meta's Llama 3 release (https://ai.meta.com/blog/meta-llama-3/) says only that over 5% of "
     "the pretraining data is non-English, covering over 30 languages; the Llama 3 Herd paper "

@@ -174,17 +174,24 @@ def prune_checkpoint(
     allocation: str = "uniform",
     *,
     dtype: Optional[str] = None,
+    attn_implementation: Optional[str] = None,
     on_block: Optional[BlockCallback] = None,
     **options: Any,
 ) -> PruneReport:
-    """Stream-prune the checkpoint in `src` into `dst`; keyword options as for `prune_model`."""
+    """Stream-prune the checkpoint in `src` into `dst`; keyword options as for `prune_model`.
+
+    `dtype` and `attn_implementation` are the model's (model.dtype, model.attn_implementation): the
+    blocks compute as they would in memory, so the masks are the same (eager and sdpa attention
+    round differently in half precision).
+    """
     from transformers import AutoConfig, AutoModelForCausalLM  # noqa: PLC0415 (heavy: only when a model is built)
 
     job = prepare(calibration, method, sparsity, pattern, allocation, **options)
     src, dst = Path(src), Path(dst)
     config = AutoConfig.from_pretrained(src)
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype) if dtype else None)
+        extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+        model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype) if dtype else None, **extra)
     ckpt = Checkpoint(src, renamings(model), cast=dtype is not None)
     blocks = find_blocks(model)
     prefix = blocks_prefix(model, blocks)

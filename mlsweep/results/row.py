@@ -47,16 +47,22 @@ ROW_SCHEMA: dict[str, str] = {
     "calib_source": "text source of the calibration set; '-' if none",
     "nsamples": "calibration windows (0 if none)",
     "calib_seed": "seed of the calibration sampling (-1 if none)",
-    "sparsity_target": "target fraction of zeros in block linears (0 for dense)",
+    "sparsity_target": "target fraction of zeros in block matrices (0 for dense)",
     "sparsity_pattern": "unstructured | N:M ('-' for dense)",
     "sparsity_allocation": "uniform | owl | cwl: how the target is spread over blocks ('-' for dense)",
     "eval_suite": "eval option name",
     "seed": "global seed",
     "calib_count/<lang>": "calibration windows drawn per language",
-    "sparsity_measured": "zeros / weights over every linear of every decoder block",
+    "sparsity_measured": (
+        "zeros / weights over every matrix the engine prunes in the decoder blocks (linears, Conv1D, expert matrices)"
+    ),
     "sparsity_per_block": "list, measured sparsity of each block",
     "sparsity_allocated": "list, target sparsity given to each block (OWL varies it)",
     "resumed_blocks": "list, blocks restored from the cell's checkpoint after a restart (empty: pruned in one go)",
+    "sparsity_excluded": (
+        "dict, >=2-D block tensors left dense and out of sparsity_measured -> reason ('router', or model.exclude's)"
+    ),
+    "experts_fallback": "MoE experts (over all blocks) that no calibration token reached, pruned by magnitude instead",
     "ppl/<lang>": "perplexity on the eval split (non-overlapping seqlen windows)",
     "eval_tokens/<lang>": "tokens scored for ppl/<lang>",
     "eval_windows/<lang>": "windows scored for ppl/<lang>",
