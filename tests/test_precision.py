@@ -44,7 +44,9 @@ def test_a_bf16_cell_streamed_gives_the_in_memory_numbers(tmp_path, tiny_overrid
 
 
 @pytest.mark.parametrize("pruner", ["wanda", "sparsegpt"])
-def test_a_bf16_moe_cell_prunes_its_experts_and_reports_routers_and_fallbacks(tmp_path, tiny_overrides, tiny_mixtral, pruner):
+def test_a_bf16_moe_cell_prunes_experts_and_reports_routers_and_fallbacks(
+    tmp_path, tiny_overrides, tiny_mixtral, pruner
+):
     overrides = [o for o in tiny_overrides if not o.startswith("model.path=")]
     cfg = compose_cfg(overrides + [f"model.path={tiny_mixtral}", "model.dtype=bfloat16", f"pruner={pruner}"])
     row = run_config(cfg, tmp_path)
