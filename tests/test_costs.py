@@ -32,6 +32,36 @@ def test_memory_formula_by_hand():
     assert c.gpu_mem_gb == pytest.approx(1.2 * (weights + max(acts + solver, logits)) / 2**30 + 1.0, abs=0.01)
 
 
+MIXTRAL = {
+    "model_type": "mixtral",
+    "hidden_size": 4096,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "num_hidden_layers": 32,
+    "intermediate_size": 14336,
+    "num_local_experts": 8,
+    "vocab_size": 32000,
+    "tie_word_embeddings": False,
+}
+
+
+def test_a_moe_models_experts_count_in_its_size_and_their_statistics_in_its_memory():
+    shape = shape_from_config_json(MIXTRAL)
+    assert shape.params == pytest.approx(46.7e9, rel=0.01)  # Mixtral-8x7B's published count
+    assert (shape.experts, shape.expert_intermediate) == (8, 14336)
+    kw = dict(dtype="float16", calibrated=True, nsamples=128, seqlen=2048, offload_blocks=True, activations_on_cpu=True)
+    sparsegpt = estimate(shape, pruner=get_pruner("sparsegpt"), **kw)
+    solver = 3 * 4 * 14336**2 + 4 * 4096 * 14336
+    hessians = 8 * 4 * (4096**2 + 14336**2)  # every expert's two Hessians at once
+    weights = shape.params / 32 * 2
+    assert sparsegpt.gpu_mem_gb == pytest.approx(1.2 * (weights + solver + hessians) / 2**30 + 1.0, abs=0.01)
+    dense = estimate(shape_from_config_json({**MIXTRAL, "num_local_experts": 0}), pruner=get_pruner("sparsegpt"), **kw)
+    assert dense.gpu_mem_gb < sparsegpt.gpu_mem_gb
+    qwen = {**MIXTRAL, "num_local_experts": None, "num_experts": 128, "moe_intermediate_size": 768}
+    qwen = shape_from_config_json(qwen)
+    assert (qwen.experts, qwen.expert_intermediate) == (128, 768)
+
+
 def test_time_formula_by_hand():
     c = estimate(
         LLAMA3_8B,

@@ -273,3 +273,19 @@ def test_bf16_experts_are_written_back_in_bf16():
     assert experts.gate_up_proj.dtype == experts.down_proj.dtype == torch.bfloat16
     assert report.overall == pytest.approx(0.5, abs=0.01)
     assert all(m.tensor().dtype == torch.bfloat16 for m in find_matrices(model.model.layers[0]).values())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_routed_rows_are_matched_to_their_tokens_duplicates_one_to_one(dtype):
+    from mlsweep.prune.rows import row_keys, token_indices
+
+    h = torch.randn(12, 8).to(dtype)
+    h[7] = h[2]  # two tokens with equal hidden states (e.g. the first token of two sequences)
+    h[9] = h[2]
+    tok = torch.tensor([9, 2, 5, 7, 11])
+    found = token_indices(h, row_keys(h), h[tok])
+    assert torch.equal(h[found], h[tok]) and sorted(found.tolist()) == [2, 5, 7, 9, 11]
+    with pytest.raises(ValueError, match="not rows of its MoE layer's input"):
+        token_indices(h, row_keys(h), h[tok] * 2)
+    with pytest.raises(ValueError, match="not rows"):
+        token_indices(h, row_keys(h), h[[2, 2, 2, 2]])  # more copies than h holds

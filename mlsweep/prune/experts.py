@@ -14,19 +14,17 @@ nn.Linear gate, Qwen2-MoE's shared_expert_gate (1, H)): never pruned. A child
 holding linears only further down (Qwen2-MoE's shared_expert) is an ordinary
 MLP and is pruned as such.
 
-Expert e's matrices (gate, up, down; named `<experts>.<e>.gate_proj` etc.)
-read the rows of the tokens routed to e: gate and up read x_e = h[tokens of
-e], down reads act(x_e W_gate^T) * (x_e W_up^T) (the experts' own gating
-function). `routed_inputs` hands them to the layer loop per calibration
-batch, one gather per expert and batch, never a loop over tokens:
-- fused: a pre-hook on the experts module reads h and top_k_index; the
-  tokens of e are those with e among their top-k, in token order, and the
-  down input is recomputed from them;
-- per-expert: hooks on each expert see its input rows and its linears'
-  inputs; each row is matched to its token in the MoE layer's input h by
-  exact bit-pattern keys (equal rows are equal hidden states and are routed
-  alike, so duplicates are matched one to one), then rows are put in token
-  order. An expert whose inputs are not rows of h fails the prune.
+Expert e's matrices (`<experts>.<e>.gate_proj` etc.) read the rows of the
+tokens routed to e: gate and up read x_e = h[tokens of e], down reads
+act(x_e W_gate^T) * (x_e W_up^T) (the experts' own gating). `routed_inputs`
+hands them to the layer loop, one gather per expert and batch, never a loop
+over tokens. Fused: a pre-hook on the experts module reads h and
+top_k_index (tokens of e: those with e among their top-k, in token order)
+and recomputes the down input. Per-expert: hooks see each expert's rows and
+its linears' inputs; rows are matched to their tokens in the layer's input h
+by exact bit-pattern keys (equal rows are equal hidden states, routed alike,
+so duplicates match one to one) and put in token order; an expert whose
+inputs are not rows of h fails the prune.
 """
 
 from __future__ import annotations
@@ -42,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlsweep.prune.matrix import Matrix
+from mlsweep.prune.rows import row_keys, token_indices
 
 # feed(matrix names reading x, x (rows, d) in the model's dtype, tok (rows,) flat token index in the
 # batch, ascending, stage): stage 0 = the expert's input, 1 = what its later linears read
@@ -131,32 +130,35 @@ def _routers(parent: nn.Module, pname: str, skip: str) -> tuple[tuple[str, ...],
     return tuple(names), ids
 
 
+def _per_expert_matrices(items: list, path: str, index: int) -> dict[str, Matrix]:
+    return {
+        f"{path}.{key}.{lname}": Matrix(lin, "weight", f"{path}.{key}.{lname}.weight", expert=(index, e))
+        for e, (key, expert) in enumerate(items)
+        for lname, lin in expert.named_modules()
+        if isinstance(lin, nn.Linear)
+    }
+
+
 def find_moes(block: nn.Module) -> list[MoE]:
     """The block's MoE layers, fused or per-expert, in module order."""
     moes: list[MoE] = []
     for ppath, parent in block.named_modules():
         prefix = f"{ppath}." if ppath else ""
         for cname, child in parent.named_children():
-            path = f"{prefix}{cname}"
-            items = None if _is_fused(child) else _expert_list(child)
-            if not _is_fused(child) and items is None:
-                continue
+            path, fused = f"{prefix}{cname}", _is_fused(child)
+            items = None if fused else _expert_list(child)
             routers, router_ids = _routers(parent, prefix, cname)
-            if items is not None and not routers:
-                continue  # a list of MLPs nothing routes between: ordinary linears
-            if _is_fused(child):
+            if not fused and (items is None or not routers):
+                continue  # not experts, or a list of MLPs nothing routes between: ordinary linears
+            if fused:
                 matrices, reads = _fused_matrices(child, path, len(moes))
                 n = getattr(child, "gate_up_proj" if child.has_gate else "up_proj").shape[0]
-                vectors = tuple(f"{path}.{p}" for p, t in child.named_parameters(recurse=False) if t.dim() == 2)
+                own = child.named_parameters(recurse=False)
+                vectors = tuple(f"{path}.{p}" for p, t in own if t.dim() == 2 and p.endswith("_bias"))
             else:
-                matrices, reads, n, vectors = {}, {}, len(items), ()
-                for e, (key, expert) in enumerate(items):
-                    for lname, lin in expert.named_modules():
-                        if isinstance(lin, nn.Linear):
-                            name = f"{path}.{key}.{lname}"
-                            matrices[name] = Matrix(lin, "weight", f"{name}.weight", expert=(len(moes), e))
+                matrices, reads, n, vectors = _per_expert_matrices(items, path, len(moes)), {}, len(items), ()
             ids = {id(s) for s in child.modules()} | router_ids
-            moes.append(MoE(len(moes), ppath, path, n, items is None, matrices, routers, vectors, ids, reads))
+            moes.append(MoE(len(moes), ppath, path, n, fused, matrices, routers, vectors, ids, reads))
     return moes
 
 
@@ -182,7 +184,7 @@ def down_input(experts: nn.Module, e: int, x: torch.Tensor) -> torch.Tensor:
 
 
 def _first_arg(args: tuple, kwargs: dict, key: str, pos: int = 0) -> Any:
-    return args[pos] if len(args) > pos else kwargs[key]
+    return args[pos] if len(args) > pos else kwargs[key]  # positional in transformers' MoE layers
 
 
 def _tap_fused(moe: MoE, module: nn.Module, feed: Feed) -> list:
@@ -200,52 +202,12 @@ def _tap_fused(moe: MoE, module: nn.Module, feed: Feed) -> list:
     return [module.register_forward_pre_hook(hook, with_kwargs=True)]
 
 
-_MULTIPLIERS: dict[tuple[int, str], torch.Tensor] = {}
-
-
-def row_keys(x: torch.Tensor) -> torch.Tensor:
-    """(n, d) -> (n,) int64 hash of each row's bit pattern: equal rows, equal keys.
-
-    A random linear form over the rows' 16-bit words, wrapping modulo 2^64; two
-    different rows share a key with probability about 2^-48, and every match
-    is verified exactly afterwards.
-    """
-    words = x.contiguous().view(torch.int16).reshape(x.shape[0], -1)
-    key = (words.shape[1], str(x.device))
-    if key not in _MULTIPLIERS:
-        g = torch.Generator().manual_seed(0x5EED)
-        _MULTIPLIERS[key] = (torch.randint(0, 2**62, (words.shape[1],), generator=g) * 2 + 1).to(x.device)
-    mult = _MULTIPLIERS[key]
-    out = torch.empty(x.shape[0], dtype=torch.int64, device=x.device)
-    for s in range(0, x.shape[0], 1024):  # bounded temporary: 1024 rows of int64 words
-        out[s : s + 1024] = ((words[s : s + 1024].long() & 0xFFFF) * mult).sum(-1)
-    return out
-
-
-def token_indices(h: torch.Tensor, h_keys: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """For every row of x (exact copies of rows of h), its row index in h; equal rows matched one to one."""
-    sorted_h, order_h = torch.sort(h_keys, stable=True)
-    sorted_x, order_x = torch.sort(row_keys(x), stable=True)
-    rank = torch.arange(len(sorted_x), device=x.device) - torch.searchsorted(sorted_x, sorted_x)
-    pos = (torch.searchsorted(sorted_h, sorted_x) + rank).clamp(max=len(sorted_h) - 1)
-    tok = torch.empty_like(order_x)
-    tok[order_x] = order_h[pos]
-    if not (sorted_h[pos] == sorted_x).all() or not torch.equal(h[tok], x):
-        raise ValueError(
-            "an expert's input rows are not rows of its MoE layer's input; per-expert statistics need "
-            "the routed tokens' hidden states as they enter the layer"
-        )
-    return tok
-
-
 class _PerExpertTap:
     """Hooks of one per-expert MoE layer: its input, each expert's rows and the inputs of its linears."""
 
     def __init__(self, moe: MoE, block: nn.Module, feed: Feed):
         self.moe, self.feed = moe, feed
-        self.h: Optional[torch.Tensor] = None
-        self.keys: Optional[torch.Tensor] = None
-        self.call: Optional[dict] = None
+        self.h = self.keys = self.call = None
         layer = block.get_submodule(moe.path) if moe.path else block
         container = block.get_submodule(moe.container)
         self.handles = [layer.register_forward_pre_hook(self.enter, with_kwargs=True)]
@@ -261,8 +223,7 @@ class _PerExpertTap:
         self.h, self.keys = h.reshape(-1, h.shape[-1]), None
 
     def start(self, e, _mod, args, kwargs):
-        x = next(iter(args), None)
-        x = x if x is not None else next(iter(kwargs.values()))
+        x = args[0] if args else next(iter(kwargs.values()))
         rows = x.reshape(-1, x.shape[-1])
         if self.keys is None:  # once per layer call, only if an expert runs
             self.keys = row_keys(self.h)

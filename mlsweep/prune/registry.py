@@ -25,6 +25,11 @@ def score_working_set(hidden: int, mlp: int) -> float:
     return 2 * 4 * hidden * mlp
 
 
+def vector_stats(width: int) -> float:
+    """Bytes of a score-based pruner's statistics of one input: a few fp32 vectors (per language for M-Wanda)."""
+    return 16 * width
+
+
 def no_solver(hidden: int, mlp: int, tokens: int) -> float:
     return 0.0
 
@@ -52,6 +57,7 @@ class PrunerSpec:
     checkpoint_blocks: bool = False
     # Cost hints for `mlsweep plan` (mlsweep/sweep/costs.py), in a block's hidden width h and MLP width f:
     working_bytes: Callable[[int, int], float] = score_working_set  # device bytes beyond the block
+    stats_bytes: Callable[[int], float] = vector_stats  # bytes of one collector of a d-wide input (MoE: x E)
     solver_flops: Callable[[int, int, int], float] = no_solver  # (h, f, calibration tokens) -> FLOPs per block
     swept_columns: Callable[[int, int], int] = no_columns  # weight columns solved one by one per block
     # Calibration row tags the pruner reads (wanda_ratio: its base and sub data types); () for any rows.

@@ -6,8 +6,10 @@ documented, meant to tell a 10-minute cell from a 10-hour one and a 24 GB
 card from an 80 GB one, not to predict to the minute.
 
 Model shape: P parameters, L blocks, hidden h, MLP width f, vocabulary V,
-read from the model's config.json when it is on this machine, else from the
-model YAML (`params_b`, `dims`), else guessed from P alone (h = (128 P / 12)^(1/3),
+and for mixture-of-experts models E experts of width i, read from the
+model's config.json when it is on this machine, else from the model YAML
+(`params_b`, `dims`: layers, hidden, intermediate, vocab, and experts,
+expert_intermediate for MoE), else guessed from P alone (h = (128 P / 12)^(1/3),
 L = h / 128, f = 3.5 h, V = 32000: typical of Llama-like models).
 
 Memory (bytes), b = bytes per weight of model.dtype, n x T = calibration windows x seqlen:
@@ -16,15 +18,20 @@ Memory (bytes), b = bytes per weight of model.dtype, n x T = calibration windows
   pruner      the pruner's working set, from its registry entry (PrunerSpec.working_bytes):
               SparseGPT: 3 * 4 max(h,f)^2 (Hessian, its inverse factor, the shared product buffer; fp32)
               + 4 h f (fp32 weight copy); score-based pruners (Wanda, M-Wanda, magnitude): 2 * 4 h f
+  experts     E (s(h) + s(i)): every expert's statistics are collected at once (mlsweep.prune.loop),
+              s(d) the pruner's statistics of a d-wide input (PrunerSpec.stats_bytes): SparseGPT's
+              Hessian 4 d^2 (Mixtral-8x7B: 7.1 GB), else a few fp32 vectors, 16 d
   evaluation  4 B T V                      (fp32 logits of one batch of B windows)
-  peak = 1.2 x (weights + max(activations + pruner, evaluation)) + 1 GiB (CUDA context).
+  peak = 1.2 x (weights + max(activations + pruner + experts, evaluation)) + 1 GiB (CUDA context).
 
 Time: FLOPs divided by an achieved throughput, plus fixed costs.
   calibration passes  2 (statistics, then propagation) x 2 P n T;  +1 pass for an allocation with a
                       statistics pass (OWL, CWL)
   the pruner's solver per block, from its registry entry (PrunerSpec.solver_flops, swept_columns):
                       SparseGPT 2 n T (3 h^2 + f^2) (Hessians) + 2 (4 h^3 + 2 h^2 f + f^2 h) (OBS update)
-                      + LATENCY x (6 h + f) (the column loop is latency-bound, not FLOP-bound)
+                      + LATENCY x (6 h + f) (the column loop is latency-bound, not FLOP-bound);
+                      an MoE model's experts are not in these time terms (P counts them, so the
+                      calibration and evaluation passes are overestimated by the inactive experts)
   evaluation          2 P x scored tokens: perplexity languages x windows x T (windows unknown: 100),
                       tasks x items (limit, or 1000) x 3 choices x 64 tokens
   seconds = FLOPs / THROUGHPUT + P b / LOAD_RATE + STARTUP.
@@ -61,6 +68,8 @@ class Shape:
     intermediate: int
     vocab: int
     source: str  # where the numbers came from: config.json, model config, or guessed
+    experts: int = 0  # routed experts per MoE block (0: a dense model)
+    expert_intermediate: int = 0  # width i of one expert's MLP
 
 
 def shape_from_config_json(cfg: dict) -> Shape:
@@ -76,13 +85,30 @@ def shape_from_config_json(cfg: dict) -> Shape:
     layers = int(first("num_hidden_layers", "n_layer", "num_layers"))
     f = int(first("intermediate_size", "ffn_dim", "n_inner", default=4 * h) or 4 * h)
     vocab = int(first("vocab_size", default=32000))
-    gated = cfg.get("model_type") in ("llama", "mistral", "qwen2", "gemma", "gemma2", "cohere", "qwen3")
+    gated = cfg.get("model_type") in (
+        "llama",
+        "mistral",
+        "qwen2",
+        "qwen3",
+        "gemma",
+        "gemma2",
+        "gemma3_text",
+        "cohere",
+        "phi3",
+        "olmo2",
+    )
     heads = first("num_attention_heads", "n_head", default=1)
     kv = h * first("num_key_value_heads", default=heads) // heads  # grouped-query attention: smaller k, v
-    per_block = 2 * h * h + 2 * h * kv + (3 if gated else 2) * h * f
+    experts = int(first("num_local_experts", "num_experts", "n_routed_experts", default=0) or 0)
+    expert_i = int(first("moe_intermediate_size", default=f) or f) if experts else 0
+    mlp = (3 if gated else 2) * h * f
+    if experts:  # routed experts, their router, and a shared expert where there is one
+        shared = int(first("shared_expert_intermediate_size", default=0))
+        mlp = experts * 3 * h * expert_i + experts * h + 3 * h * shared
+    per_block = 2 * h * h + 2 * h * kv + mlp
     tied = cfg.get("tie_word_embeddings", True)
     params = layers * per_block + vocab * h * (1 if tied else 2)
-    return Shape(float(params), layers, h, f, vocab, "config.json")
+    return Shape(float(params), layers, h, f, vocab, "config.json", experts, expert_i)
 
 
 def guess_shape(params_b: float) -> Shape:
@@ -106,6 +132,8 @@ def model_shape(model: ModelSpec) -> Shape:
             int(dims["intermediate"]),
             int(dims["vocab"]),
             "model config",
+            int(dims.get("experts", 0)),
+            int(dims.get("expert_intermediate", 0)),
         )
     if params_b:
         return guess_shape(params_b)
@@ -169,6 +197,8 @@ def estimate(
     weights = (p / layers if offload_blocks else p) * b
     activations = 0.0 if activations_on_cpu else 2 * n * t * h * b
     solver = pruner.working_bytes(h, f) if prunes else 0.0
+    if prunes and calibrated and shape.experts:
+        solver += shape.experts * (pruner.stats_bytes(h) + pruner.stats_bytes(shape.expert_intermediate))
     evaluation = 4 * eval_batch * t_eval * v
     peak = 1.2 * (weights + max(activations + solver, evaluation)) / 2**30 + CUDA_CONTEXT_GB
 

@@ -159,6 +159,11 @@ def working_bytes(hidden: int, mlp: int) -> float:
     return 3 * 4 * max(hidden, mlp) ** 2 + 4 * hidden * mlp
 
 
+def hessian_bytes(width: int) -> float:
+    """One Hessian of a d-wide input (fp32 d x d); a MoE block holds 2 E of them at once."""
+    return 4 * width**2
+
+
 def solver_flops(hidden: int, mlp: int, tokens: int) -> float:
     """Per Llama-like block: Hessians of its distinct inputs (attention, o_proj, MLP: h wide; down_proj: f wide)
     and the OBS updates."""
@@ -180,6 +185,7 @@ SPEC = PRUNERS.register(
         make_collector=Hessian,
         checkpoint_blocks=True,
         working_bytes=working_bytes,
+        stats_bytes=hessian_bytes,
         solver_flops=solver_flops,
         swept_columns=swept_columns,
     ),
