@@ -289,3 +289,37 @@ def test_routed_rows_are_matched_to_their_tokens_duplicates_one_to_one(dtype):
         token_indices(h, row_keys(h), h[tok] * 2)
     with pytest.raises(ValueError, match="not rows"):
         token_indices(h, row_keys(h), h[[2, 2, 2, 2]])  # more copies than h holds
+
+
+def test_transposed_interleaved_experts_with_biases_gpt_oss_layout():
+    """GPT-OSS stores gate_up_proj (E, H, 2I) transposed with gate/up interleaved, plus expert biases."""
+    import transformers
+
+    config = transformers.GptOssConfig(
+        vocab_size=300,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        max_position_embeddings=64,
+        sliding_window=16,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=3,
+    )
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    kept = {n: p.clone() for n, p in model.named_parameters() if "router" in n or n.endswith("_bias")}
+    report = prune_model(model, calib(), "wanda", 0.5)
+    assert report.excluded == {"mlp.router.weight": "router"} and report.overall == 0.5
+    experts = model.model.layers[0].mlp.experts
+    gate = experts.gate_up_proj[1][:, 0::2].t()  # (I, H): expert 1's gate, as the model computes it
+    assert (gate == 0).sum(1).tolist() == [16] * 48  # half of every output row of the transposed view
+    assert all(torch.equal(p, dict(model.named_parameters())[n]) for n, p in kept.items())
+    for block in find_blocks(model):
+        for name, m in find_matrices(block).items():
+            assert (m.tensor() == 0).float().mean() == 0.5, name

@@ -35,7 +35,7 @@ from mlsweep.prune.matrix import Matrix, transposed
 
 SUPPORTED = (
     "decoder blocks of nn.Linear (also fused qkv / gate_up linears), transformers Conv1D (GPT-2, mGPT), "
-    "fused 3-D experts (transformers' experts interface: Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE) or per-expert "
+    "fused 3-D experts (transformers' experts interface: Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GPT-OSS) or per-expert "
     "nn.Linear experts; tested on Llama, Mistral, Qwen2, Qwen3, Gemma, Gemma2, Gemma-3, Cohere (Aya-23), Phi-3, "
     "Falcon, OLMo-2, GPT-2, BLOOM, OPT, XGLM, GPT-NeoX (Pythia), Mixtral, Qwen2-MoE, Qwen3-MoE and OLMoE"
 )
