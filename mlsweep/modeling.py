@@ -41,9 +41,21 @@ def load_config(path: str, trust_remote_code: bool = False, revision: Optional[s
         raise ValueError(f"model.path={path!r}: cannot load its config ({e.__class__.__name__}).{how}") from e
 
 
+def files_here(path: str, revision: Optional[str] = None) -> bool:
+    """Whether the model's config can be read here: a local path (a missing one is an error to report), or a
+    hub id in the HF cache."""
+    if _looks_local(path) or Path(path).expanduser().is_dir():
+        return True
+    from huggingface_hub import try_to_load_from_cache  # noqa: PLC0415 (only for hub models)
+
+    return isinstance(try_to_load_from_cache(path, "config.json", revision=revision), str)
+
+
 def context_length(config) -> Optional[int]:
+    """Positions the model can attend over (a multimodal config's text model's: Gemma-3 4B/12B)."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
     for key in _CONTEXT_KEYS:
-        value = getattr(config, key, None)
+        value = getattr(text, key, None)
         if isinstance(value, int) and value > 0:
             return value
     return None  # ALiBi models (BLOOM) have no fixed context

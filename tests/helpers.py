@@ -179,3 +179,39 @@ def tiny_config(arch: str, vocab_size: int):
             d_model=32, ffn_dim=64, num_layers=2, attention_heads=4, max_position_embeddings=64, **common
         )
     raise ValueError(f"unknown test architecture {arch!r}")
+
+
+def copa_items(n: int, premise_words: int = 4, choice_words: int = 3) -> list[dict]:
+    """XCOPA-schema items with premises and choices of the given lengths in words."""
+    words = "the man lost his key near the old red door".split()
+    say = lambda k, off: " ".join(words[(off + j) % len(words)] for j in range(k))  # noqa: E731
+    return [
+        {
+            "premise": say(premise_words, i).capitalize() + ".",
+            "choice1": say(choice_words, i + 1).capitalize() + ".",
+            "choice2": say(choice_words, i + 2).capitalize() + ".",
+            "question": "effect" if i % 2 else "cause",
+            "label": i % 2,
+            "idx": i,
+        }
+        for i in range(n)
+    ]
+
+
+def write_copa_tasks(root: Path, tasks: dict[str, list[dict]], groups: dict[str, list[str]] | None = None) -> Path:
+    """An lm-eval task folder: lm-eval's own XCOPA template (include:) over local JSON files, one task per
+    name; `groups` are groups of those tasks."""
+    import lm_eval
+
+    template = Path(lm_eval.__file__).parent / "tasks" / "xcopa" / "default_it.yaml"
+    for name, items in tasks.items():
+        data = root / "data" / f"{name}.jsonl"
+        data.parent.mkdir(parents=True, exist_ok=True)
+        data.write_text("".join(json.dumps(r) + "\n" for r in items))
+        (root / f"{name}.yaml").write_text(
+            f"include: {template}\ntask: {name}\ndataset_path: json\ndataset_name: null\n"
+            f"dataset_kwargs:\n  data_files:\n    validation: {data}\n    test: {data}\n"
+        )
+    for group, members in (groups or {}).items():
+        (root / f"_{group}.yaml").write_text(f"group: {group}\ntask: [{', '.join(members)}]\n")
+    return root

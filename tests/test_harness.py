@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 import mlsweep.cell.app  # noqa: F401
 from mlsweep import CONF_DIR, PACKAGE_DIR
 from mlsweep.cell.app import run_config
-from mlsweep.evaluate.harness import run_tasks
+from mlsweep.evaluate.harness import HarnessOptions, run_tasks
 from mlsweep.modeling import load_model
 from mlsweep.prune import prune_model
 
@@ -96,7 +96,8 @@ def test_two_models_in_one_process_get_their_own_results():
     """No response cache and no carried batch size: dense, pruned, dense again."""
 
     def acc(model, tokenizer):
-        return run_tasks(model, tokenizer, ["testbed_xcopa_en"], batch_size=16, limit=100)["acc/testbed_xcopa_en"]
+        options = HarnessOptions(batch_size=16, max_length=128, limit=100)
+        return run_tasks(model, tokenizer, ["testbed_xcopa_en"], options)["acc/testbed_xcopa_en"]
 
     model, tok = load_model(str(TESTBED), "float32", torch.device("cpu"), attn_implementation="eager")
     dense = acc(model, tok)

@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 
 from mlsweep.cell.jobenv import THREADS_ENV
 from mlsweep.config.spec import CellSpec
+from mlsweep.sweep.costs import GPU_MEMORY_GB
 from mlsweep.sweep.launch import (
     collect,
     executor_params,
@@ -54,7 +55,11 @@ class _Submit:
         cells = [(initial_job_idx + i, list(ov), self._spec(ov)) for i, ov in enumerate(job_overrides)]
         allowed = [k for k in params if k not in ("submitit_folder", "_target_")]
         groups = group_by_resources(
-            cells, list(own.get("resources") or []), float(own.get("timeout_factor", 2.0)), allowed
+            cells,
+            list(own.get("resources") or []),
+            float(own.get("timeout_factor", 2.0)),
+            allowed,
+            float(own.get("gpu_mem_gb") or GPU_MEMORY_GB),
         )
         return own, params, sweep_dir, groups
 
@@ -91,9 +96,14 @@ class MlsweepSlurmLauncher(_Submit, SlurmLauncher):
         own, params, sweep_dir, groups = self._prepare(job_overrides, initial_job_idx)
         quiet_sacct()
         executor = self._executor(params)
-        jobs, overrides, by_cell = [], [], {}
+        jobs, overrides, by_cell, refused = [], [], {}, []
         for key, members in groups.items():
-            submitted = self._submit(executor, params, json.loads(key), members)
+            try:
+                submitted = self._submit(executor, params, json.loads(key), members)
+            except Exception as e:  # sbatch refused the group (e.g. more GPUs than a node has): its cells fail
+                print(f"[launch] sbatch refused {len(members)} cell(s) asking for {key}: {e}", flush=True)
+                refused += [failed_return(ov, e) for _, ov, _ in members]
+                continue
             jobs += submitted
             overrides += [ov for _, ov, _ in members]
             by_cell.update({spec.cell_id: j.job_id for (_, _, spec), j in zip(members, submitted)})
@@ -104,8 +114,8 @@ class MlsweepSlurmLauncher(_Submit, SlurmLauncher):
                 f"launch the same sweep again to submit what is missing",
                 flush=True,
             )
-            return submitted_returns(overrides)
-        return collect(jobs, overrides, failed_return)
+            return submitted_returns(overrides) + refused
+        return collect(jobs, overrides, failed_return) + refused
 
 
 class MlsweepLocalLauncher(_Submit, LocalLauncher):
@@ -144,6 +154,7 @@ class MlsweepSlurmConf(SlurmQueueConf):
     resources: List[Dict[str, Any]] = field(default_factory=list)
     timeout_factor: float = 2.0  # timeout_min >= this x the estimated run time
     wait: bool = True  # false: submit, record the job ids, return at once
+    gpu_mem_gb: float = GPU_MEMORY_GB  # GiB per GPU: a cell needing more (model.device_map) asks for more GPUs
 
 
 @dataclass
@@ -153,6 +164,7 @@ class MlsweepLocalConf(LocalQueueConf):
     timeout_factor: float = 0.0
     wait: bool = True
     parallelism: int = 1  # cells at once; each gets cores // parallelism torch threads
+    gpu_mem_gb: float = GPU_MEMORY_GB
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="mlsweep_slurm", node=MlsweepSlurmConf, provider="mlsweep")

@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from mlsweep.config.spec import CellSpec
 from mlsweep.sweep.plan import print_plan
-from mlsweep.sweep.sweeper import NCELLS_ENV, Cell, Outcome, pending_cells, plan_cells, report_failures
+from mlsweep.sweep.sweeper import NCELLS_ENV, Cell, Invalid, Outcome, pending_cells, plan_cells, report_failures, stop
 
 
 def outcome(r: JobReturn) -> Outcome:
@@ -55,10 +55,13 @@ class MlsweepSweeper(BasicSweeper):
         return Cell(tuple(overrides), CellSpec.from_config(cfg), str(cfg.hydra.job.override_dirname))
 
     def sweep(self, arguments: List[str]) -> Any:
-        cells = plan_cells(self.grid(arguments), self.compose)
+        invalid: Optional[list[Invalid]] = [] if self.plan_only else None
+        cells = plan_cells(self.grid(arguments), self.compose, invalid)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         if self.plan_only:
-            print_plan(cells, sweep_dir, OmegaConf.to_container(self.config.hydra.launcher, resolve=True))
+            print_plan(cells, sweep_dir, OmegaConf.to_container(self.config.hydra.launcher, resolve=True), invalid)
+            if invalid:
+                stop(f"{len(invalid)} grid points are not valid cells (listed above): a launch would stop", 2)
             return []
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")

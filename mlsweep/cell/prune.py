@@ -2,14 +2,18 @@
 
 Plain values in (a CellSpec and one of its passes), metrics out. The model
 is loaded in memory, kept on the CPU with one block at a time on the device
-(`engine.offload_blocks`), or never loaded whole: streamed block by block
-from its safetensors into <cell>/pruned_model, which evaluation then loads
-(`engine.stream_from_disk`).
+(`engine.offload_blocks`, and always with `model.device_map`), or never
+loaded whole: streamed block by block from its safetensors into
+<cell>/pruned_model, which evaluation then loads (`engine.stream_from_disk`).
+For evaluation the pruned model goes to the one device, or with
+`model.device_map` is spread over the job's devices (mlsweep.devicemap),
+with a fresh offload folder inside the cell folder removed afterwards.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,8 +22,11 @@ import torch
 from mlsweep.cell.progress import Progress
 from mlsweep.config.spec import CellSpec, Pass
 from mlsweep.data.formats import calibrate
-from mlsweep.evaluate.suite import evaluate
-from mlsweep.modeling import load_model, load_tokenizer, local_folder, resolve_device
+from mlsweep.devicemap import devices_of, dispatch, infer_map, load_spread, offload_folder
+from mlsweep.evaluate.requests import suite_lengths
+from mlsweep.evaluate.suite import eval_max_length, evaluate
+from mlsweep.evaluate.tasklist import harness_tasks
+from mlsweep.modeling import DTYPES, load_model, load_tokenizer, local_folder, resolve_device
 from mlsweep.prune import prune_model
 from mlsweep.prune.arch import find_blocks, find_matrices
 from mlsweep.prune.maskfile import MASK_FILE, save_masks
@@ -40,7 +47,7 @@ def prune_and_evaluate(
         if engine.stream_from_disk:  # weights are read block by block while pruning
             model, tokenizer = None, load_tokenizer(model_spec.path, model_spec.trust_remote_code, model_spec.revision)
         else:
-            home = torch.device("cpu") if engine.offload_blocks else device
+            home = torch.device("cpu") if engine.offload_blocks or model_spec.device_map else device
             model, tokenizer = load_model(
                 model_spec.path,
                 model_spec.dtype,
@@ -60,6 +67,17 @@ def prune_and_evaluate(
 
     with progress.stage("prune"):
         model, report = _prune(spec, p, model, calib, device, progress.out_dir, checkpoint_dir, log_block)
+    folder = progress.out_dir / "pruned_model" if model is None else None  # streamed: load the pruned checkpoint
+    if folder is None and spec.runtime.save_masks and len(spec.passes) == 1:
+        save_masks(model, progress.out_dir / MASK_FILE, model_spec.exclude)  # before the weights are spread
+    with ExitStack() as stack:
+        with progress.stage("place"):
+            model = stack.enter_context(placed(spec, model, folder, device, progress.out_dir))
+        return {**out, **_check_and_evaluate(spec, p, model, report, calib, tokenizer, progress, log)}
+
+
+def _check_and_evaluate(spec: CellSpec, p: Pass, model, report, calib, tokenizer, progress: Progress, log: Log):
+    out: dict[str, Any] = {}
     out.update(
         {
             "sparsity_measured": report.overall,
@@ -76,12 +94,52 @@ def prune_and_evaluate(
         )
     if report.resumed:
         progress.line("resume", f"blocks {report.resumed} restored from the cell's checkpoint, not pruned again")
-    check_sparsity(report, spec.tolerance, min_d_in(model, model_spec.exclude))
-    if spec.runtime.save_masks and len(spec.passes) == 1:
-        save_masks(model, progress.out_dir / MASK_FILE, model_spec.exclude)
+    check_sparsity(report, spec.tolerance, min_d_in(model, spec.model.exclude))
+    if spec.runtime.save_masks and len(spec.passes) == 1 and spec.engine.stream_from_disk:
+        save_masks(model, progress.out_dir / MASK_FILE, spec.model.exclude)
     with progress.stage("eval"):
         out.update(evaluate(model, tokenizer, p.suite, calib.doc_hashes if calib else set(), log))
+    out.update(p.suite.settings(eval_max_length(model.config, p.suite)))
+    out["eval_devices"] = devices_of(model)
+    if p.suite.tasks:
+        model_spec = spec.model
+        lengths = suite_lengths(model_spec.path, model_spec.trust_remote_code, model_spec.revision, spec.suite)
+        out.update({f"truncated/{t}": lengths[t].truncated for t in harness_tasks(p.suite) if t in lengths})
     return out
+
+
+@contextmanager
+def placed(spec: CellSpec, model, folder: Optional[Path], device: torch.device, out_dir: Path) -> Iterator[Any]:
+    """The pruned model ready for evaluation: on the one device, or spread by model.device_map.
+
+    `model` is the in-memory pruned model, or None with `folder` the streamed pruned checkpoint.
+    """
+    model_spec = spec.model
+    if model_spec.device_map is None:
+        if model is None:
+            model, _ = load_model(
+                str(folder),
+                model_spec.dtype,
+                device,
+                model_spec.trust_remote_code,
+                None,
+                model_spec.attn_implementation,
+            )
+        yield model.to(device)
+        return
+    with offload_folder(out_dir) as offload:  # fresh and empty: accelerate reuses a folder's stale index
+        if model is None:
+            kwargs = {"trust_remote_code": model_spec.trust_remote_code}
+            if model_spec.attn_implementation:
+                kwargs["attn_implementation"] = model_spec.attn_implementation
+            model = load_spread(
+                str(folder), DTYPES[model_spec.dtype], model_spec.device_map, model_spec.max_memory, offload, **kwargs
+            )
+        else:
+            model = dispatch(
+                model, infer_map(model, model_spec.device_map, model_spec.max_memory, DTYPES[model_spec.dtype]), offload
+            )
+        yield model
 
 
 def _prune(
@@ -94,7 +152,7 @@ def _prune(
     checkpoint_dir: Optional[Path],
     on_block=None,
 ):
-    """Prune in memory, or stream from disk into <cell>/pruned_model and load that for evaluation."""
+    """(model, report): pruned in memory where it was loaded, or (None, report) streamed into <cell>/pruned_model."""
     model_spec, target = spec.model, spec.target
     args = (
         calib.input_ids if calib else None,
@@ -115,8 +173,7 @@ def _prune(
         on_block=on_block,
     )
     if not spec.engine.stream_from_disk:
-        report = prune_model(model, *args, **options)
-        return model.to(device), report
+        return model, prune_model(model, *args, **options)
     pruned = out_dir / "pruned_model"
     source = local_folder(model_spec.path, model_spec.revision)
     report = prune_checkpoint(
@@ -127,10 +184,7 @@ def _prune(
         attn_implementation=model_spec.attn_implementation,
         **options,
     )
-    model, _ = load_model(
-        str(pruned), model_spec.dtype, device, model_spec.trust_remote_code, None, model_spec.attn_implementation
-    )
-    return model, report
+    return None, report
 
 
 def min_d_in(model, exclude) -> int:

@@ -21,9 +21,11 @@ from mlsweep.prune.registry import PrunerSpec
 # Bumped whenever a code change alters the numbers a cell produces (a pruner's maths, sampling,
 # evaluation), so rows computed before no longer count as done. Not the git sha: a README edit
 # must not invalidate a finished study.
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2  # 2: acc_lang counts FLORES/ISO 639-3 task names; explicit lm-eval max_length
 # Engine settings that change where or how fast a cell computes, not what: not part of its identity.
 WHERE_NOT_WHAT = ("offload_blocks", "stream_from_disk", "activations_on_cpu")
+# Model settings of the same kind: which devices evaluate the model (mlsweep.devicemap).
+MODEL_WHERE_NOT_WHAT = ("device_map", "max_memory")
 
 
 def cell_axes(
@@ -64,7 +66,7 @@ def cell_id(
     ident: dict[str, Any] = {
         "axes": {k: v for k, v in axes.items() if k != "experiment"},
         # an empty model.exclude is what every model had before the key existed: keep those ids
-        "model": {k: v for k, v in raw["model"].items() if k != "exclude" or v},
+        "model": {k: v for k, v in raw["model"].items() if k not in MODEL_WHERE_NOT_WHAT and (k != "exclude" or v)},
         "eval": resolved["eval"],
     }
     if prunes:

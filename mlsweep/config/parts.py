@@ -17,6 +17,7 @@ from mlsweep.data.calibration import CalibRequest
 from mlsweep.data.formats import FORMATS
 from mlsweep.data.mixes import MIXES
 from mlsweep.data.sources import SourceSpec
+from mlsweep.devicemap import check_device_map, parse_max_memory
 from mlsweep.evaluate.scorers import SCORERS
 from mlsweep.evaluate.suite import CorpusSpec, SuiteSpec
 from mlsweep.modeling import DTYPES
@@ -39,6 +40,8 @@ class ModelSpec:
     params_b: Optional[float] = None
     dims: Mapping[str, int] = field(default_factory=dict)
     exclude: Mapping[str, str] = field(default_factory=dict)  # tensor-name pattern in a block -> reason
+    device_map: Optional[str] = None  # evaluate spread over the job's devices (mlsweep.devicemap); None: one
+    max_memory: Mapping[Any, Any] = field(default_factory=dict)  # per-device budget for the map
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,8 @@ def model_spec(node: Mapping[str, Any]) -> ModelSpec:
         },
         dims=dict(node.get("dims") or {}),
         exclude=_exclusions(node.get("exclude") or {}),
+        device_map=check_device_map(node.get("device_map")),
+        max_memory=parse_max_memory(node.get("max_memory") or {}),
     )
 
 
@@ -128,6 +133,7 @@ def suite_spec(node: Mapping[str, Any], model: ModelSpec) -> SuiteSpec:
         raise ConfigError(f"eval.batch_size={node['batch_size']}: must be a positive integer")
     if node["seqlen"] is not None and node["seqlen"] <= 1:
         raise ConfigError(f"eval.seqlen={node['seqlen']}: must be at least 2")
+    _check_eval_counts(node)
     corpora = [
         CorpusSpec("ppl", source_spec(node["source"]), node["split"], tuple(node["languages"]), node["max_windows"])
     ]
@@ -147,7 +153,30 @@ def suite_spec(node: Mapping[str, Any], model: ModelSpec) -> SuiteSpec:
         num_fewshot=node["num_fewshot"],
         include_paths=tuple(node["include_paths"]),
         scorer_sources=scorer_sources(node.get("scorers") or {}),
+        max_length=node["max_length"],
+        apply_chat_template=node["apply_chat_template"],
+        system_instruction=node["system_instruction"],
+        fewshot_as_multiturn=node["fewshot_as_multiturn"],
+        truncate_long=node["truncate_long"],
     )
+
+
+def _check_eval_counts(node: Mapping[str, Any]) -> None:
+    """Counts that lm-eval or the perplexity loop would take silently (limit 0 runs everything)."""
+    for where, value in [("eval.max_windows", node["max_windows"])] + [
+        (f"eval.corpora[{i}].max_windows", c["max_windows"]) for i, c in enumerate(node["corpora"])
+    ]:
+        if value is not None and value <= 0:
+            raise ConfigError(f"{where}={value}: must be a positive number of windows (or null: the whole split)")
+    limit = node["limit"]
+    if limit is not None and (limit <= 0 or (limit > 1 and limit != int(limit))):
+        raise ConfigError(
+            f"eval.limit={limit}: a fraction of each task's items in (0, 1] or a whole number of items (or null: all)"
+        )
+    if node["num_fewshot"] < 0:
+        raise ConfigError(f"eval.num_fewshot={node['num_fewshot']}: must be >= 0")
+    if node["max_length"] is not None and node["max_length"] <= 1:
+        raise ConfigError(f"eval.max_length={node['max_length']}: must be at least 2 tokens (or null: the model's)")
 
 
 def scorer_sources(node: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -26,6 +26,7 @@ from mlsweep import PACKAGE_DIR
 from mlsweep.data.formats import DIRECTIONS, FORMATS
 from mlsweep.data.mixes import MIXES
 from mlsweep.data.sources import SOURCES
+from mlsweep.devicemap import DEVICE_MAPS
 from mlsweep.modeling import DTYPES
 from mlsweep.prune.allocation import ALLOCATIONS
 from mlsweep.prune.api import PROPAGATIONS
@@ -44,6 +45,7 @@ Format = options("Format", FORMATS.names())
 Direction = options("Direction", DIRECTIONS)
 Allocation = options("Allocation", ALLOCATIONS.names())
 Propagation = options("Propagation", PROPAGATIONS)
+DeviceMap = options("DeviceMap", DEVICE_MAPS)
 
 
 @dataclass
@@ -64,6 +66,12 @@ class ModelConfig:
     # Block tensors of 2+ dimensions the engine does not prune, left dense and out of sparsity_measured:
     # {<shell pattern over the tensor's name in a block>: <reason>}; routers are excluded by structure.
     exclude: Dict[str, str] = field(default_factory=dict)
+    # Evaluate a model larger than one GPU spread over the job's devices (mlsweep/devicemap.py; pruning stays on
+    # one device, one block at a time): auto | balanced | balanced_low_0 | sequential; null: one device.
+    device_map: Optional[DeviceMap] = None
+    # per-device budget of the map: {0: 70GiB, 1: 70GiB, cpu: 200GiB} (checked in mlsweep/devicemap.py); null: what
+    # each device has free
+    max_memory: Any = None
 
 
 @dataclass
@@ -139,6 +147,15 @@ class EvalConfig:
     # a project scorer's data (tasks `<scorer>_<lang>`, mlsweep.evaluate.scorers): source fields replacing its
     # default's, e.g. +eval.scorers.kim_xnli={dataset: json, config: null, data_files: /data/xnli/{code}.jsonl}
     scorers: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    # lm-eval: tokens per request (context + continuation); null: the model's context (config.json; no fixed
+    # context, e.g. BLOOM's ALiBi: the suite's seqlen). Longer requests: see truncate_long.
+    max_length: Optional[int] = None
+    # false: a request longer than max_length fails the cell at validation, naming the tasks; true: lm-eval cuts
+    # its context from the left (counted per task in the row: truncated/<task>)
+    truncate_long: bool = False
+    apply_chat_template: bool = False  # lm-eval's default: prompts as plain text, no chat template
+    system_instruction: Optional[str] = None  # without a chat template it is glued onto the prompt: end it with "\n\n"
+    fewshot_as_multiturn: bool = True  # with a chat template: each few-shot example its own user/assistant turn
 
 
 @dataclass

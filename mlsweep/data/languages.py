@@ -8,6 +8,7 @@ as config names (XL-Sum's `english`, `chinese_simplified`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from mlsweep.registry import suggest
 
@@ -69,15 +70,19 @@ for _l in _TABLE:
 _ALIASES.update({"swa": "sw", "ara": "ar", "cmn": "zh", "zh-hans": "zh", "nep": "ne", "fas": "fa", "que": "qu"})
 
 
+def lookup(code: str) -> Optional[str]:
+    """Canonical code for an ISO 639-1, ISO 639-3 or FLORES (`deu_Latn`) spelling, or None if unknown."""
+    key = code.lower().replace("-", "_") if "_" in code else code.lower()
+    return _ALIASES.get(key) or _ALIASES.get(code.lower())
+
+
 def normalize(code: str, field: str = "language", extra: tuple[str, ...] = ()) -> str:
     """Canonical code for `code`; `extra` are further codes the caller knows (a corpus's own)."""
     if code in extra:
         return code
-    key = code.lower().replace("-", "_") if "_" in code else code.lower()
-    if key in _ALIASES:
-        return _ALIASES[key]
-    if code.lower() in _ALIASES:
-        return _ALIASES[code.lower()]
+    canonical = lookup(code)
+    if canonical is not None:
+        return canonical
     known = sorted(set(_ALIASES.values()) | set(extra))
     hint = suggest(code, known + list(_ALIASES), cutoff=0.5)
     raise ValueError(

@@ -6,79 +6,115 @@ Guards against the harness's known traps:
   to the next;
 - an explicit integer batch size, never "auto", so a size found for one
   task or model is never carried to the next;
-- a fresh HFLM wrapper per call, the model put in eval mode on its device
-  and dtype before it is wrapped.
+- an explicit `max_length` (HFLM otherwise guesses it from the config and
+  never checks it against the model);
+- the chat template, system instruction and multi-turn few-shot setting are
+  explicit suite options, recorded in the row (lm-eval's results do not say);
+- a fresh HFLM wrapper per call, the model in eval mode; its input device is
+  where the input embeddings compute (a model spread over devices by
+  `model.device_map` has no single device).
+
+`run_harness` is `lm_eval.simple_evaluate` without its fixed costs (RESEARCH
+A6: a TaskManager of its own, torch's environment report, `git describe`, a
+hub query for the model's card): the same seeding, few-shot settings and
+`evaluate()` call, so the results are identical (tested).
 """
 
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Iterable
-from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from mlsweep import PACKAGE_DIR
+from mlsweep.evaluate.taskindex import task_manager
+from mlsweep.evaluate.tasklist import PROJECT_TASKS
 from mlsweep.registry import suggest
 
-PROJECT_TASKS = PACKAGE_DIR / "evaluate" / "tasks"
+SEED = 1234  # python, numpy, torch and few-shot sampling seeds (lm-eval's default for all but python's)
 
 
-def task_manager(include_paths: Iterable[str | Path] = ()):
-    """The task index (built once per process and include path: indexing lm-eval's tasks takes seconds)."""
-    return _task_manager((str(PROJECT_TASKS), *map(str, include_paths)))
+@dataclass(frozen=True)
+class HarnessOptions:
+    """How lm-eval runs a suite's tasks (the `eval` fields of the same names)."""
+
+    batch_size: int
+    max_length: int  # tokens per request (context + continuation)
+    limit: Optional[float] = None
+    num_fewshot: int = 0
+    apply_chat_template: bool = False
+    system_instruction: Optional[str] = None
+    fewshot_as_multiturn: bool = True
+    seed: int = SEED
 
 
-@lru_cache(maxsize=8)
-def _task_manager(paths: tuple[str, ...]):
-    from lm_eval.tasks import TaskManager  # noqa: PLC0415 (heavy (task index): only when tasks run)
-
-    return TaskManager(include_path=list(paths), include_defaults=True, verbosity="ERROR")
-
-
-def run_tasks(
-    model,
-    tokenizer,
-    tasks: list[str],
-    *,
-    batch_size: int,
-    limit: Optional[float] = None,
-    num_fewshot: int = 0,
-    seed: int = 1234,
-    manager=None,
-) -> dict[str, Any]:
-    """Run lm-eval tasks; returns flat metrics `acc/<task>`, `acc_stderr/<task>`, `n/<task>`."""
-    import lm_eval  # noqa: PLC0415 (heavy (task index): only when tasks run)
+def make_lm(model, tokenizer, options: HarnessOptions, lm_class=None):
+    """An HFLM around the model (or, for a dry pass, a stand-in with a `config` and a `device`)."""
     from lm_eval.models.huggingface import HFLM  # noqa: PLC0415 (heavy (task index): only when tasks run)
 
-    if not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"eval.batch_size={batch_size!r}: an explicit positive integer is required")
-    model.eval()
-    param = next(model.parameters())
-    lm = HFLM(
+    if not isinstance(options.batch_size, int) or options.batch_size <= 0:
+        raise ValueError(f"eval.batch_size={options.batch_size!r}: an explicit positive integer is required")
+    if hasattr(model, "eval"):
+        model.eval()
+    lm = (lm_class or HFLM)(
         pretrained=model,
         tokenizer=tokenizer,
-        batch_size=batch_size,
-        max_batch_size=batch_size,
-        device=str(param.device),
-        dtype=param.dtype,
+        backend="causal",
+        batch_size=options.batch_size,
+        max_batch_size=options.batch_size,
+        max_length=options.max_length,
     )
-    out = lm_eval.simple_evaluate(
-        model=lm,
-        tasks=list(tasks),
-        num_fewshot=num_fewshot,
-        limit=limit,
-        use_cache=None,
+    lm._device = input_device(model)  # HFLM takes the first parameter's, which may sit on disk or meta
+    return lm
+
+
+def input_device(model):
+    """Where the model's input ids must be: the input embeddings' compute device."""
+    import torch  # noqa: PLC0415 (torch is loaded by the caller already)
+
+    if not hasattr(model, "get_input_embeddings"):
+        return torch.device("cpu")
+    emb = model.get_input_embeddings()
+    hook = getattr(emb, "_hf_hook", None)  # accelerate's hook on a dispatched module
+    device = getattr(hook, "execution_device", None)
+    if device is not None:
+        return torch.device(f"cuda:{device}" if isinstance(device, int) else device)
+    return emb.weight.device
+
+
+def run_harness(lm, tasks: list[str], options: HarnessOptions, manager) -> dict[str, Any]:
+    """lm-eval's results dict for these tasks: simple_evaluate's steps minus its fixed costs."""
+    import numpy as np  # noqa: PLC0415 (heavy: only when tasks run)
+    import torch  # noqa: PLC0415 (heavy: only when tasks run)
+    from lm_eval.evaluator import evaluate  # noqa: PLC0415 (heavy (task index): only when tasks run)
+
+    random.seed(options.seed)
+    np.random.seed(options.seed)
+    torch.manual_seed(options.seed)
+    loaded = manager.load(list(tasks))
+    for task in loaded["tasks"].values():
+        if task.get_config("num_fewshot") != 0:  # a task whose YAML says 0 keeps 0, as in simple_evaluate
+            task.set_config(key="num_fewshot", value=options.num_fewshot)
+        task.set_fewshot_seed(seed=options.seed)
+    return evaluate(
+        lm=lm,
+        task_dict=loaded,
+        limit=options.limit,
         cache_requests=False,
-        log_samples=False,
-        task_manager=manager or task_manager(),
         bootstrap_iters=1000,
-        random_seed=seed,
-        numpy_random_seed=seed,
-        torch_random_seed=seed,
-        fewshot_random_seed=seed,
+        log_samples=False,
+        system_instruction=options.system_instruction,
+        apply_chat_template=options.apply_chat_template,
+        fewshot_as_multiturn=options.fewshot_as_multiturn,
     )
-    return flatten(out)
+
+
+def run_tasks(model, tokenizer, tasks: list[str], options: HarnessOptions, manager=None) -> dict[str, Any]:
+    """Run lm-eval tasks on the model; flat metrics `acc/<task>`, `acc_stderr/<task>`, `n/<task>`."""
+    lm = make_lm(model, tokenizer, options)
+    return flatten(run_harness(lm, tasks, options, manager or task_manager((PROJECT_TASKS,))))
 
 
 def flatten(out: dict[str, Any]) -> dict[str, Any]:
@@ -100,32 +136,28 @@ def flatten(out: dict[str, Any]) -> dict[str, Any]:
 _FILE_BUILDERS = {"json", "csv", "text", "parquet", "arrow"}
 
 
-def _leaf_configs(manager, name: str, seen: set[str]) -> list[dict]:
-    entry = manager.task_index.get(name)
-    if entry is None or name in seen:
-        return []
-    seen.add(name)
-    cfg = entry.cfg or {}
-    children = cfg.get("task") if isinstance(cfg.get("task"), list) else None
-    if children is None:
-        return [cfg]
-    out = []
-    for child in children:
-        out += _leaf_configs(manager, child if isinstance(child, str) else child.get("task", ""), seen)
-    return out
+def check_include_paths(include_paths: Iterable[str | Path]) -> None:
+    """Each eval.include_paths folder exists (lm-eval would index nothing and report its tasks unknown)."""
+    for i, folder in enumerate(include_paths):
+        if not Path(folder).expanduser().is_dir():
+            raise ValueError(f"eval.include_paths[{i}]={str(folder)!r}: folder does not exist")
 
 
-def check_tasks(tasks: list[str], include_paths: Iterable[str | Path] = ()) -> None:
-    """Fail before pruning: unknown task names, or hub datasets missing while offline."""
-
-    manager = task_manager(include_paths)
+def check_tasks(tasks: list[str], manager) -> None:
+    """Every name is an lm-eval task, group or tag (with a did-you-mean)."""
     for t in tasks:
         if t not in manager.all_tasks:
             raise ValueError(f"eval.tasks: {t!r} is not an lm-eval task or group.{suggest(t, manager.all_tasks)}")
+
+
+def check_datasets(leaf_tasks: list[str], manager) -> None:
+    """Offline (HF_DATASETS_OFFLINE / HF_HUB_OFFLINE): every hub dataset the tasks read is cached."""
     if os.environ.get("HF_DATASETS_OFFLINE") != "1" and os.environ.get("HF_HUB_OFFLINE") != "1":
         return
     missing = []
-    for cfg in [c for t in tasks for c in _leaf_configs(manager, t, set())]:
+    for task in leaf_tasks:
+        entry = manager.task_index.get(task)
+        cfg = (entry.cfg if entry is not None else None) or {}
         path, name = cfg.get("dataset_path"), cfg.get("dataset_name")
         if not path or "custom_dataset" in cfg or path in _FILE_BUILDERS:
             continue

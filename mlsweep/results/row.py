@@ -75,8 +75,18 @@ ROW_SCHEMA: dict[str, str] = {
     "acc_norm/<task>": "length-normalised accuracy, where lm-eval reports it",
     "acc_stderr/<task>": "its standard error (acc_norm_stderr likewise)",
     "n/<task>": "items evaluated",
-    "acc_lang/<lang>": "mean accuracy over the suite's tasks of one language",
-    "time/<stage>_s": "seconds per stage: validate, load, calib, prune, eval; and total",
+    "acc_lang/<lang>": (
+        "mean accuracy over the suite's tasks of one language (its code at the end of the task name: ISO 639-1, "
+        "639-3 or FLORES, e.g. belebele_zho_Hans counts for zh)"
+    ),
+    "truncated/<task>": "lm-eval requests of the task whose context was cut from the left (eval.truncate_long)",
+    "eval_max_length": "tokens per lm-eval request: eval.max_length, else the model's context",
+    "eval_chat_template": "eval.apply_chat_template: prompts rendered with the tokenizer's chat template",
+    "eval_system_instruction": "eval.system_instruction given to lm-eval (null: none)",
+    "eval_fewshot_as_multiturn": "eval.fewshot_as_multiturn: few-shot examples as chat turns (with a chat template)",
+    "eval_truncate_long": "eval.truncate_long: requests longer than eval_max_length allowed, left-truncated",
+    "eval_devices": "devices holding the evaluated model's weights, comma-separated (several with model.device_map)",
+    "time/<stage>_s": "seconds per stage: validate, load, calib, prune, place (onto the eval devices), eval; and total",
     "peak_rss_mb": "peak resident memory of the process so far (MB)",
     "threads": "torch threads the cell computed with (runtime.threads, the launcher's share, or SLURM's CPUs)",
     "job_id": "SLURM job (array jobs: <array>_<task>) that ran the cell; null when run locally",

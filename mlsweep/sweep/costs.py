@@ -1,4 +1,4 @@
-"""Cost estimates of a cell before it runs: peak GPU memory and GPU-hours.
+"""Cost estimates of a cell before it runs: peak GPU memory, GPUs and GPU-hours.
 
 `mlsweep plan` prints them per cell and in total, and the launcher's resource
 rules use them (mlsweep.resources). They are deliberately simple and
@@ -6,11 +6,13 @@ documented, meant to tell a 10-minute cell from a 10-hour one and a 24 GB
 card from an 80 GB one, not to predict to the minute.
 
 Model shape: P parameters, L blocks, hidden h, MLP width f, vocabulary V,
-and for mixture-of-experts models E experts of width i, read from the
-model's config.json when it is on this machine, else from the model YAML
-(`params_b`, `dims`: layers, hidden, intermediate, vocab, and experts,
-expert_intermediate for MoE), else guessed from P alone (h = (128 P / 12)^(1/3),
-L = h / 128, f = 3.5 h, V = 32000: typical of Llama-like models).
+and for mixture-of-experts models E experts of width i, k of them computing
+per token, read from the model's config.json when it is on this machine, else
+from the model YAML (`params_b`, `dims`: layers, hidden, intermediate, vocab,
+and experts, expert_intermediate, active for MoE), else guessed from P alone
+(h = (128 P / 12)^(1/3), L = h / 128, f = 3.5 h, V = 32000: typical of
+Llama-like models). Memory counts all P; compute only the active
+P_a = P - L (E - k) 3 h i (P when k is not known).
 
 Memory (bytes), b = bytes per weight of model.dtype, n x T = calibration windows x seqlen:
   weights     P b                          (one block's share, P/L b, with engine.offload_blocks)
@@ -24,22 +26,30 @@ Memory (bytes), b = bytes per weight of model.dtype, n x T = calibration windows
   evaluation  4 B T V                      (fp32 logits of one batch of B windows)
   peak = 1.2 x (weights + max(activations + pruner + experts, evaluation)) + 1 GiB (CUDA context).
 
+GPUs: one, unless `model.device_map` spreads evaluation over the job's GPUs (mlsweep.devicemap;
+pruning then holds one block at a time on one GPU, the model on the CPU). The evaluation needs
+  spread = P b + 1.2 x evaluation, over n = ceil(spread / (G - 1 GiB)) GPUs of G GiB each
+(GPU_MEMORY_GB = 80, or the launcher's `gpu_mem_gb`); weights are placed once and do not fragment,
+so only the working set carries the 1.2. The peak per GPU is then max(pruning's peak, spread / n + 1 GiB).
+A cell without a device map whose peak exceeds G is flagged by `mlsweep plan`.
+
 Time: FLOPs divided by an achieved throughput, plus fixed costs.
-  calibration passes  2 (statistics, then propagation) x 2 P n T;  +1 pass for an allocation with a
+  calibration passes  2 (statistics, then propagation) x 2 P_a n T;  +1 pass for an allocation with a
                       statistics pass (OWL, CWL)
-  the pruner's solver per block, from its registry entry (PrunerSpec.solver_flops, swept_columns):
+  the pruner's solver per block, from its registry entry (PrunerSpec.solver_flops, swept_columns;
+                      a mixture of experts: E times with width i, each on k / E of the tokens):
                       SparseGPT 2 n T (3 h^2 + f^2) (Hessians) + 2 (4 h^3 + 2 h^2 f + f^2 h) (OBS update)
-                      + LATENCY x (6 h + f) (the column loop is latency-bound, not FLOP-bound);
-                      an MoE model's experts are not in these time terms (P counts them, so the
-                      calibration and evaluation passes are overestimated by the inactive experts)
-  evaluation          2 P x scored tokens: perplexity languages x windows x T (windows unknown: 100),
+                      + LATENCY x (6 h + f) (the column loop is latency-bound, not FLOP-bound)
+  evaluation          2 P_a x scored tokens: perplexity languages x windows x T (windows unknown: 100),
                       tasks x items (limit, or 1000) x 3 choices x 64 tokens
-  seconds = FLOPs / THROUGHPUT + P b / LOAD_RATE + STARTUP.
+  seconds = FLOPs / THROUGHPUT + P b / LOAD_RATE + STARTUP  (a spread model runs its GPUs one after
+  another, so n GPUs take as long as one: GPU-hours = n x hours).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -54,6 +64,7 @@ LATENCY = 1e-4  # seconds per SparseGPT column (a few kernel launches each)
 LOAD_RATE = 1e9  # bytes/s reading weights from shared storage
 STARTUP = 120.0  # seconds: interpreter, imports, lm-eval task index, CUDA context
 CUDA_CONTEXT_GB = 1.0
+GPU_MEMORY_GB = 80.0  # GiB of one GPU the plan sizes cells for (A100/H100 80 GB); the launcher's gpu_mem_gb overrides
 ASSUMED_WINDOWS = 100  # perplexity windows per language when the suite does not cap them
 ASSUMED_ITEMS = 1000  # task items per task when the suite sets no limit
 
@@ -70,10 +81,19 @@ class Shape:
     source: str  # where the numbers came from: config.json, model config, or guessed
     experts: int = 0  # routed experts per MoE block (0: a dense model)
     expert_intermediate: int = 0  # width i of one expert's MLP
+    active: int = 0  # experts each token computes (0: not known)
+
+    @property
+    def active_params(self) -> float:
+        """Parameters one token computes with (all of them for a dense model, or when `active` is unknown)."""
+        idle = max(0, self.experts - self.active) if self.active else 0
+        return self.params - self.layers * idle * 3 * self.hidden * self.expert_intermediate
 
 
 def shape_from_config_json(cfg: dict) -> Shape:
     """Shape of a causal LM from its Hugging Face config.json (names vary by architecture)."""
+
+    cfg = {**cfg, **(cfg.get("text_config") or {})}  # multimodal (Gemma-3 4B/12B): the text model's shape
 
     def first(*keys, default=None):
         for k in keys:
@@ -85,30 +105,37 @@ def shape_from_config_json(cfg: dict) -> Shape:
     layers = int(first("num_hidden_layers", "n_layer", "num_layers"))
     f = int(first("intermediate_size", "ffn_dim", "n_inner", default=4 * h) or 4 * h)
     vocab = int(first("vocab_size", default=32000))
-    gated = cfg.get("model_type") in (
-        "llama",
-        "mistral",
-        "qwen2",
-        "qwen3",
-        "gemma",
-        "gemma2",
-        "gemma3_text",
-        "cohere",
-        "phi3",
-        "olmo2",
-    )
+    gated = str(cfg.get("model_type")) in _GATED
     heads = first("num_attention_heads", "n_head", default=1)
-    kv = h * first("num_key_value_heads", default=heads) // heads  # grouped-query attention: smaller k, v
+    head_dim = first("head_dim", default=h // heads)
+    q = heads * head_dim  # Gemma/Qwen3 heads can be wider than h / heads
+    kv = first("num_key_value_heads", default=heads) * head_dim  # grouped-query attention: smaller k, v
     experts = int(first("num_local_experts", "num_experts", "n_routed_experts", default=0) or 0)
     expert_i = int(first("moe_intermediate_size", default=f) or f) if experts else 0
+    active = int(first("num_experts_per_tok", default=0) or 0) if experts else 0
     mlp = (3 if gated else 2) * h * f
     if experts:  # routed experts, their router, and a shared expert where there is one
         shared = int(first("shared_expert_intermediate_size", default=0))
         mlp = experts * 3 * h * expert_i + experts * h + 3 * h * shared
-    per_block = 2 * h * h + 2 * h * kv + mlp
+    per_block = 2 * h * q + 2 * h * kv + mlp
     tied = cfg.get("tie_word_embeddings", True)
     params = layers * per_block + vocab * h * (1 if tied else 2)
-    return Shape(float(params), layers, h, f, vocab, "config.json", experts, expert_i)
+    return Shape(float(params), layers, h, f, vocab, "config.json", experts, expert_i, active)
+
+
+_GATED = (
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "gemma",
+    "gemma2",
+    "gemma3",
+    "gemma3_text",
+    "cohere",
+    "phi3",
+    "olmo2",
+)
 
 
 def guess_shape(params_b: float) -> Shape:
@@ -134,6 +161,7 @@ def model_shape(model: ModelSpec) -> Shape:
             "model config",
             int(dims.get("experts", 0)),
             int(dims.get("expert_intermediate", 0)),
+            int(dims.get("active", 0)),
         )
     if params_b:
         return guess_shape(params_b)
@@ -159,9 +187,16 @@ def _cached_config_json(repo: str, revision: Optional[str]) -> Optional[dict]:
 
 @dataclass(frozen=True)
 class Cost:
-    gpu_mem_gb: float
-    gpu_hours: float
+    gpu_mem_gb: float  # peak per GPU
+    gpu_hours: float  # GPUs x hours
     params_b: float
+    gpus: int = 1  # GPUs the cell holds (more than one only with model.device_map)
+    fits: bool = True  # the peak fits one GPU of the planned size (or the model is spread)
+
+    @property
+    def hours(self) -> float:
+        """Wall-clock hours (what a time limit must cover)."""
+        return self.gpu_hours / self.gpus
 
 
 def estimate(
@@ -182,11 +217,14 @@ def estimate(
     tasks: int = 0,
     task_limit: Optional[float] = None,
     passes: int = 1,
+    spread: bool = False,
+    gpu_mem_gb: float = GPU_MEMORY_GB,
 ) -> Cost:
     """Peak GPU memory and GPU-hours of one cell (formulas in the module docstring).
 
     `passes`: how many times the cell prunes and evaluates (a `target` mix: once per language);
-    `allocation_pass`: the allocation runs a dense statistics pass first (OWL, CWL).
+    `allocation_pass`: the allocation runs a dense statistics pass first (OWL, CWL);
+    `spread`: evaluation over as many GPUs of `gpu_mem_gb` as it needs (model.device_map), pruning on one.
     """
     b = _BYTES.get(dtype, 4)
     p, h, f, layers, v = shape.params, shape.hidden, shape.intermediate, shape.layers, shape.vocab
@@ -194,32 +232,52 @@ def estimate(
     t_eval = eval_seqlen or seqlen
     prunes = pruner.prunes
 
-    weights = (p / layers if offload_blocks else p) * b
+    weights = (p / layers if offload_blocks or spread else p) * b
     activations = 0.0 if activations_on_cpu else 2 * n * t * h * b
     solver = pruner.working_bytes(h, f) if prunes else 0.0
     if prunes and calibrated and shape.experts:
         solver += shape.experts * (pruner.stats_bytes(h) + pruner.stats_bytes(shape.expert_intermediate))
     evaluation = 4 * eval_batch * t_eval * v
-    peak = 1.2 * (weights + max(activations + solver, evaluation)) / 2**30 + CUDA_CONTEXT_GB
+    peak, gpus = _peak(weights, activations + solver, evaluation, p * b if spread else None, gpu_mem_gb)
+    p = shape.active_params  # compute scales with the parameters a token uses
 
-    flops = 0.0
-    seconds = 0.0
+    flops, seconds = _solver(shape, pruner, n * t) if prunes else (0.0, 0.0)
     if calibrated:
         flops += (2 + (1 if allocation_pass else 0)) * 2 * p * n * t
-    if prunes:
-        flops += layers * pruner.solver_flops(h, f, n * t)
-        seconds += layers * LATENCY * pruner.swept_columns(h, f)
     windows = eval_windows if eval_windows is not None else ASSUMED_WINDOWS
     items = ASSUMED_ITEMS if not task_limit else (task_limit if task_limit >= 1 else task_limit * ASSUMED_ITEMS)
-    eval_tokens = eval_languages * windows * t_eval + tasks * items * 3 * 64
-    flops += 2 * p * eval_tokens
-    seconds = passes * (seconds + flops / THROUGHPUT) + p * b / LOAD_RATE + STARTUP
-    return Cost(round(peak, 2), seconds / 3600, p / 1e9)
+    flops += 2 * p * (eval_languages * windows * t_eval + tasks * items * 3 * 64)  # the evaluation's tokens
+    seconds = passes * (seconds + flops / THROUGHPUT) + shape.params * b / LOAD_RATE + STARTUP
+    return Cost(round(peak, 2), gpus * seconds / 3600, shape.params / 1e9, gpus, spread or peak <= gpu_mem_gb)
 
 
-def cell_cost(spec: CellSpec) -> Cost:
-    """The estimate for one cell."""
-    model, engine, suite, calib = spec.model, spec.engine, spec.suite, spec.passes[0].calib
+def _solver(shape: Shape, pruner: PrunerSpec, tokens: int) -> tuple[float, float]:
+    """(FLOPs, latency seconds) of the pruner's solver over all blocks; a mixture of experts: each expert's
+    linears on its share of the tokens (an upper bound: the attention's share counted per expert too)."""
+    copies = max(1, shape.experts)
+    share = tokens * (shape.active / shape.experts if shape.experts and shape.active else 1)
+    h, f = shape.hidden, shape.expert_intermediate or shape.intermediate
+    return (
+        shape.layers * copies * pruner.solver_flops(h, f, int(share)),
+        shape.layers * copies * LATENCY * pruner.swept_columns(h, f),
+    )
+
+
+def _peak(weights: float, pruning: float, evaluation: float, spread: Optional[float], gpu_gb: float):
+    """(peak GiB per GPU, GPUs): one GPU, or with `spread` (all weights, bytes) evaluation over n GPUs."""
+    if gpu_gb <= CUDA_CONTEXT_GB:
+        raise ValueError(f"hydra.launcher.gpu_mem_gb={gpu_gb}: must exceed the {CUDA_CONTEXT_GB} GiB CUDA context")
+    if spread is None:
+        return 1.2 * (weights + max(pruning, evaluation)) / 2**30 + CUDA_CONTEXT_GB, 1
+    need = (spread + 1.2 * evaluation) / 2**30  # placed weights do not fragment: 1.2 on the working set only
+    gpus = max(1, math.ceil(need / (gpu_gb - CUDA_CONTEXT_GB)))
+    return max(1.2 * (weights + pruning) / 2**30, need / gpus) + CUDA_CONTEXT_GB, gpus
+
+
+def cell_cost(spec: CellSpec, gpu_mem_gb: float = GPU_MEMORY_GB, tasks: Optional[int] = None) -> Cost:
+    """The estimate for one cell (`tasks`: its lm-eval tasks per pass after group expansion; default: as
+    named). A `target` cell's passes each evaluate one language: the first pass's suite is the one costed."""
+    model, engine, suite, calib = spec.model, spec.engine, spec.passes[0].suite, spec.passes[0].calib
     return estimate(
         model_shape(model),
         dtype=model.dtype,
@@ -234,9 +292,11 @@ def cell_cost(spec: CellSpec) -> Cost:
         eval_windows=suite.corpora[0].max_windows,
         eval_seqlen=suite.seqlen,
         eval_batch=suite.batch_size,
-        tasks=len(suite.tasks),
+        tasks=len(suite.tasks) if tasks is None else tasks,
         task_limit=suite.limit,
         passes=len(spec.passes),
+        spread=model.device_map is not None,
+        gpu_mem_gb=gpu_mem_gb,
     )
 
 

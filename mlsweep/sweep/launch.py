@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from mlsweep.config.spec import CellSpec
-from mlsweep.sweep.costs import cell_cost
+from mlsweep.sweep.costs import GPU_MEMORY_GB
 from mlsweep.sweep.lifecycle import record_submissions
+from mlsweep.sweep.plan import planned_cost
 from mlsweep.sweep.resources import check_rules, resources_for
 
 # Launcher keys mlsweep adds; they are not submitit parameters.
-OWN_KEYS = ("resources", "timeout_factor", "wait", "parallelism")
+OWN_KEYS = ("resources", "timeout_factor", "wait", "parallelism", "gpu_mem_gb")
 
 
 def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -47,13 +48,17 @@ def executor_params(executor_name: str, params: dict[str, Any], base_keys: set[s
 
 
 def group_by_resources(
-    cells: Sequence[tuple[int, Sequence[str], CellSpec]], rules: list, timeout_factor: float, allowed: Sequence[str]
+    cells: Sequence[tuple[int, Sequence[str], CellSpec]],
+    rules: list,
+    timeout_factor: float,
+    allowed: Sequence[str],
+    gpu_mem_gb: float = GPU_MEMORY_GB,
 ) -> dict[str, list[tuple[int, Sequence[str], CellSpec]]]:
-    """{resources as JSON: [(job index, overrides, spec)]}, in submission order."""
+    """{resources as JSON: [(job index, overrides, spec)]}, in submission order (as `mlsweep plan` sizes them)."""
     check_rules(rules, allowed)
     groups: dict[str, list] = {}
     for cell in cells:
-        res = resources_for(cell_cost(cell[2]), rules, timeout_factor) if rules else {}
+        res = resources_for(planned_cost(cell[2], {"gpu_mem_gb": gpu_mem_gb}), rules, timeout_factor)
         groups.setdefault(json.dumps(res, sort_keys=True), []).append(cell)
     return groups
 

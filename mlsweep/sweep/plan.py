@@ -1,47 +1,76 @@
-"""`mlsweep plan`: every cell of a sweep with its status, estimated GPU memory and time, and the totals."""
+"""`mlsweep plan`: every cell of a sweep with its status, estimated GPU memory, GPUs and time, and the totals."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlsweep.sweep.costs import cell_cost, fmt_hours
+from mlsweep.evaluate.tasklist import count_tasks
+from mlsweep.sweep.costs import GPU_MEMORY_GB, cell_cost, fmt_hours
 from mlsweep.sweep.lifecycle import scan, still_active
 from mlsweep.sweep.resources import check_rules, resources_for
-from mlsweep.sweep.sweeper import Cell, folder_label
+from mlsweep.sweep.sweeper import Cell, Invalid, folder_label
 
 
-def print_plan(cells: list[Cell], sweep_dir: Path, launcher: Mapping[str, Any]) -> None:
-    """One line per cell (status, GPU GB, GPU time, resources), then the totals (formulas: mlsweep/sweep/costs.py)."""
+def cell_tasks(spec) -> int:
+    """The tasks a cell evaluates, groups expanded (over all its passes)."""
+    return sum(count_tasks(p.suite) for p in spec.passes)
+
+
+def planned_cost(spec, launcher: Mapping[str, Any]):
+    """A cell's cost as the launcher sizes it: its GPU size, its tasks per pass after group expansion."""
+    gpu = float(launcher.get("gpu_mem_gb") or GPU_MEMORY_GB)
+    return cell_cost(spec, gpu, round(cell_tasks(spec) / len(spec.passes)))
+
+
+def print_plan(
+    cells: list[Cell], sweep_dir: Path, launcher: Mapping[str, Any], invalid: Sequence[Invalid] = ()
+) -> None:
+    """One line per cell (status, GPU GB, GPUs, tasks, GPU time, resources), then the totals
+    (formulas: mlsweep/sweep/costs.py); invalid grid points are listed with their error."""
     states = scan(sweep_dir) if sweep_dir.is_dir() else {}
     rules = list(launcher.get("resources") or [])
     if rules:
         check_rules(rules, [k for k in launcher if k not in ("submitit_folder", "_target_")])
     factor = float(launcher.get("timeout_factor") or 0.0)
-    rows, todo_hours, all_hours = [], 0.0, 0.0
+    gpu = float(launcher.get("gpu_mem_gb") or GPU_MEMORY_GB)
+    rows, todo_hours, all_hours, too_big = [], 0.0, 0.0, 0
     for cell in cells:
         state = states.get(cell.spec.cell_id)
         status = state.status if state else "todo"
+        tasks = str(cell_tasks(cell.spec))
         try:
-            cost = cell_cost(cell.spec)
-            res = resources_for(cost, rules, factor) if rules else {}
-            mem, hours = f"{cost.gpu_mem_gb:.1f}", fmt_hours(cost.gpu_hours)
+            cost = planned_cost(cell.spec, launcher)
+            res = resources_for(cost, rules, factor)
+            mem = f"{cost.gpu_mem_gb:.1f}" + ("" if cost.fits else "!")  # ! more than one GPU holds
+            gpus, hours = str(cost.gpus), fmt_hours(cost.gpu_hours)
+            too_big += not cost.fits
             all_hours += cost.gpu_hours
             todo_hours += 0.0 if still_active(state) else cost.gpu_hours
         except ValueError as e:  # size unknown: say what to set, keep planning
-            res, mem, hours = {}, "?", f"? ({e})"
+            res, mem, gpus, hours = {}, "?", "?", f"? ({e})"
         extra = " ".join(f"{k}={v}" for k, v in res.items())
-        rows.append((status, folder_label(cell), mem, hours, extra))
+        rows.append((status, folder_label(cell), mem, gpus, tasks, hours, extra))
+    rows += [("invalid", ",".join(bad.overrides) or "(no overrides)", "-", "-", "-", "-", bad.error) for bad in invalid]
     width = max([len(r[1]) for r in rows] + [4])
-    print(f"{'status':<8} {'cell':<{width}} {'GPU GB':>7} {'GPU time':>10}  resources")
-    for status, folder, mem, hours, extra in rows:
-        print(f"{status:<8} {folder:<{width}} {mem:>7} {hours:>10}  {extra}".rstrip())
+    print(f"{'status':<8} {'cell':<{width}} {'GPU GB':>7} {'GPUs':>4} {'tasks':>5} {'GPU time':>10}  resources")
+    for status, folder, mem, gpus, tasks, hours, extra in rows:
+        extra = extra.replace("\n", " ")
+        print(f"{status:<8} {folder:<{width}} {mem:>7} {gpus:>4} {tasks:>5} {hours:>10}  {extra}".rstrip())
     counts = {s: sum(r[0] == s for r in rows) for s in dict.fromkeys(r[0] for r in rows)}
     print(
         f"{len(rows)} cells: "
         + ", ".join(f"{n} {s}" for s, n in counts.items())
-        + f"; estimated GPU time: {fmt_hours(todo_hours)} to run, {fmt_hours(all_hours)} for the whole grid "
-        f"(formulas: mlsweep/sweep/costs.py) -> {sweep_dir}",
+        + f"; estimated GPU time: {fmt_hours(todo_hours)} to run, {fmt_hours(all_hours)} for the whole grid, "
+        f"on {gpu:g} GB GPUs (hydra.launcher.gpu_mem_gb; formulas: mlsweep/sweep/costs.py) -> {sweep_dir}",
         flush=True,
     )
+    if too_big:
+        print(
+            f"! {too_big} cells need more than one {gpu:g} GB GPU: evaluate them over several with "
+            "model.device_map=auto (README: a model bigger than one GPU)",
+            flush=True,
+        )
+    for note in dict.fromkeys(n for c in cells for n in c.notes):
+        print(f"note: {note}", flush=True)

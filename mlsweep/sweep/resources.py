@@ -9,9 +9,10 @@ cpus_per_task, timeout_min, partition, ...) that replace the launcher's own.
 
 timeout_min is raised to `timeout_factor` x the estimated run time (the
 rule's value is a floor), so a cell is not killed by a limit sized for a
-smaller one. GPU count is not derived: a cell computes on one device (more
-GPUs need a multi-device loader, which mlsweep does not have); `mlsweep plan`
-flags cells whose estimated peak exceeds the GPU memory instead.
+smaller one. gpus_per_node is raised to the GPUs the cost plan says the cell
+needs (mlsweep.sweep.costs: more than one only for a model evaluated over
+several GPUs with `model.device_map`); `mlsweep plan` flags a cell without a
+device map whose peak exceeds one GPU.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def check_rules(rules: Sequence[Mapping[str, Any]], allowed: Sequence[str]) -> N
 
 
 def resources_for(cost: Cost, rules: Sequence[Mapping[str, Any]], timeout_factor: float = 2.0) -> dict[str, Any]:
-    """Launcher parameters for one cell: its rule's, with the time limit raised to fit the estimate."""
+    """Launcher parameters for one cell: its rule's, with the GPUs and the time limit raised to fit the estimate."""
     chosen: dict[str, Any] = {}
     for rule in rules:
         if cost.params_b <= float(rule["max_params_b"]):
@@ -57,7 +58,9 @@ def resources_for(cost: Cost, rules: Sequence[Mapping[str, Any]], timeout_factor
                 f"hydra.launcher.resources: no rule covers a {cost.params_b:.2f}B-parameter model; "
                 f"the largest max_params_b is {rules[-1]['max_params_b']}"
             )
+    if cost.gpus > 1:
+        chosen["gpus_per_node"] = max(int(chosen.get("gpus_per_node") or 0), cost.gpus)
     if timeout_factor > 0:
-        need = int(math.ceil(timeout_factor * cost.gpu_hours * 60))
+        need = int(math.ceil(timeout_factor * cost.hours * 60))
         chosen["timeout_min"] = max(int(chosen.get("timeout_min", 0)), need)
     return chosen

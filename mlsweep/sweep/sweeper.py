@@ -13,7 +13,10 @@ and the command line), it
   job is still queued or running, so launching a sweep again only runs what is
   missing (failed and killed cells; mlsweep.sweep.lifecycle);
 - with `hydra.sweeper.plan_only=true` (`mlsweep plan`) prints every cell with
-  its status and estimated cost instead of running anything (mlsweep.sweep.plan).
+  its status and estimated cost instead of running anything (mlsweep.sweep.plan):
+  cells that are not valid are listed with their error instead of stopping the
+  plan, and checks that need the model's files are skipped when they are not on
+  this machine (the plan of a 70B study needs no weights).
 
 Hydra only instantiates plugins defined under the `hydra_plugins` package, so
 the class itself is hydra_plugins/mlsweep_sweeper; it hands this module plain
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -42,6 +45,15 @@ class Cell:
     overrides: tuple[str, ...]
     spec: CellSpec
     folder: str  # hydra.job.override_dirname: the cell's folder name under the sweep folder
+    notes: tuple[str, ...] = ()  # validation checks skipped by `mlsweep plan` (the model's files are elsewhere)
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A grid point that is not a valid cell (`mlsweep plan` lists them; a launch stops at the first)."""
+
+    overrides: tuple[str, ...]
+    error: str
 
 
 # overrides -> the composed cell; raises ConfigError for a config that is not a valid cell
@@ -68,34 +80,46 @@ def _drop_axes(overrides: Sequence[str], axes: Sequence[str]) -> list[str]:
     return [o for o in overrides if not any(_key(o) == a or _key(o).startswith(a + ".") for a in axes)]
 
 
-def _compose(compose: Compose, overrides: list[str]) -> Cell:
+def _bad(overrides: Sequence[str], error: ConfigError, invalid: Optional[list[Invalid]]) -> None:
+    """Record an invalid grid point for the plan, or stop the sweep naming it."""
+    if invalid is None:
+        stop(f"config error in cell {','.join(overrides)}:\n  {error}\nnothing was run.", 2)
+    invalid.append(Invalid(tuple(overrides), str(error)))
+
+
+def _cell(compose: Compose, overrides: list[str], invalid: Optional[list[Invalid]]) -> Optional[Cell]:
+    """The grid point's cell, its ignored axes dropped (None: invalid, recorded for the plan)."""
     try:
-        return compose(overrides)
-    except ConfigError as e:
-        stop(f"config error in cell {','.join(overrides)}:\n  {e}\nnothing was run.", 2)
-        raise  # unreachable: stop exits
-
-
-def plan_cells(grid: list[list[str]], compose: Compose) -> list[Cell]:
-    """Every distinct, valid cell of the grid (ignored axes dropped), checked before anything runs."""
-    cells, seen = [], set()
-    for overrides in grid:
-        cell = _compose(compose, list(overrides))
+        cell = compose(overrides)
         ignored = ([] if cell.spec.calib is not None else ["calib"]) + (
             [] if cell.spec.target is not None else ["sparsity"]
         )
-        if ignored:
-            cell = _compose(compose, _drop_axes(overrides, ignored))
-        if cell.spec.cell_id in seen:
+        return compose(_drop_axes(overrides, ignored)) if ignored else cell
+    except ConfigError as e:
+        _bad(overrides, e, invalid)
+        return None
+
+
+def plan_cells(grid: list[list[str]], compose: Compose, invalid: Optional[list[Invalid]] = None) -> list[Cell]:
+    """Every distinct, valid cell of the grid (ignored axes dropped), checked before anything runs.
+
+    With `invalid` (`mlsweep plan`), invalid grid points are appended there instead of stopping the
+    sweep, and validation skips the checks that need model files not on this machine.
+    """
+    cells, seen = [], set()
+    for overrides in grid:
+        cell = _cell(compose, list(overrides), invalid)
+        if cell is None or cell.spec.cell_id in seen:
             continue
         seen.add(cell.spec.cell_id)
         try:
-            validate(cell.spec)
+            cell = replace(cell, notes=tuple(validate(cell.spec, model_files=invalid is None)))
         except ConfigError as e:
-            stop(f"config error in cell {','.join(cell.overrides)}:\n  {e}\nnothing was run.", 2)
+            _bad(cell.overrides, e, invalid)
+            continue
         cells.append(cell)
         _PLANNED[cell.overrides] = cell
-    folded = len(grid) - len(cells)
+    folded = len(grid) - len(cells) - len(invalid or [])
     print(
         f"[sweep] {len(grid)} grid points -> {len(cells)} cells"
         + (f" ({folded} folded: same computation)" if folded else ""),
