@@ -87,6 +87,16 @@ def test_unknown_pruner_on_the_cli_says_did_you_mean():
         ("model.seqlen=4096", "model.seqlen"),
         ("model.path=/nonexistent/model", "model.path"),
         ("calib.split=test", "calib.split"),
+        ("eval.max_windows=0", "eval.max_windows=0"),
+        ("eval.max_windows=-2", "eval.max_windows=-2"),
+        ("eval.limit=-1", "eval.limit=-1"),
+        ("eval.limit=0", "eval.limit=0"),
+        (
+            "eval.include_paths=[/nonexistent/tasks]",
+            "eval.include_paths[0]='/nonexistent/tasks': folder does not exist",
+        ),
+        ("eval.max_length=100", "eval.max_length=100"),
+        ("eval.apply_chat_template=true", "eval.apply_chat_template=true: the tokenizer of"),
     ],
 )
 def test_bad_input_is_rejected_before_weights_are_loaded(tmp_path, tiny_overrides, override, field):
@@ -96,3 +106,25 @@ def test_bad_input_is_rejected_before_weights_are_loaded(tmp_path, tiny_override
     assert field in row["error"], row["error"]
     assert "time/load_s" not in row, "the model must not be loaded for a config error"
     assert (tmp_path / "result.json").exists()
+
+
+def test_a_task_in_a_missing_include_folder_is_reported_as_the_folder(tmp_path, tiny_overrides):
+    row = run_config(
+        compose_cfg(tiny_overrides + ["eval.include_paths=[/nonexistent/tasks]", "eval.tasks=[my_task]"]), tmp_path
+    )
+    assert row["status"] == "failed" and "time/load_s" not in row
+    assert "eval.include_paths[0]='/nonexistent/tasks': folder does not exist" in row["error"]
+
+
+def test_eval_text_shorter_than_one_window_fails_before_loading_naming_language_and_seqlen(
+    tmp_path, tiny_overrides, text_folder
+):
+    import shutil
+
+    text = tmp_path / "text"
+    shutil.copytree(text_folder, text)
+    (text / "bb" / "test.jsonl").write_text('{"text": "abc def."}\n')
+    overrides = [o for o in tiny_overrides if not o.startswith("eval.source.path")] + [f"eval.source.path={text}"]
+    row = run_config(compose_cfg(overrides), tmp_path / "cell")
+    assert row["status"] == "failed" and "time/load_s" not in row
+    assert "eval.languages: bb has" in row["error"] and "eval.seqlen=32" in row["error"], row["error"]

@@ -1,6 +1,7 @@
 """The cost estimate behind `mlsweep plan` and the per-cell resource rules."""
 
 import json
+import math
 
 import pytest
 
@@ -161,3 +162,72 @@ def test_bad_rules_fail_naming_the_rule_and_the_allowed_keys():
         check_rules([{"max_params_b": 1, "gpus": 2}], ALLOWED)
     with pytest.raises(ValueError, match="no rule covers a 70.00B-parameter model"):
         resources_for(Cost(1, 1, 70.0), RULES[:2], 2.0)
+
+
+LLAMA3_70B = Shape(70.55e9, 80, 8192, 28672, 128256, "test")
+PAPER = dict(dtype="float16", pruner=get_pruner("wanda"), calibrated=True, nsamples=128, seqlen=2048, eval_languages=7)
+
+
+def test_a_70b_model_spread_over_80gb_gpus_needs_two_and_holds_them_as_long_as_one():
+    one = estimate(LLAMA3_70B, **PAPER)
+    spread = estimate(LLAMA3_70B, spread=True, **PAPER)
+    assert one.gpus == 1 and not one.fits and one.gpu_mem_gb > 80
+    need = (70.55e9 * 2 + 1.2 * 4 * 8 * 2048 * 128256) / 2**30  # fp16 weights + the logits' working set
+    assert spread.gpus == 2 and spread.fits
+    assert spread.gpu_mem_gb == pytest.approx(need / 2 + 1.0, abs=0.01)
+    assert spread.hours == pytest.approx(one.hours) and spread.gpu_hours == pytest.approx(2 * one.gpu_hours)
+    assert estimate(LLAMA3_70B, spread=True, gpu_mem_gb=40, **PAPER).gpus == math.ceil(need / 39)
+    assert estimate(LLAMA3_8B, spread=True, **PAPER).gpus == 1
+
+
+def test_rules_ask_for_the_gpus_the_plan_needs():
+    big = Cost(71.4, 6.0, 70.55, gpus=2)
+    assert resources_for(big, RULES, 2.0)["gpus_per_node"] == 4  # the rule asks for more
+    plain = RULES[:2] + [{"max_params_b": 100, "mem_gb": 256, "timeout_min": 60}]
+    res = resources_for(big, plain, 2.0)
+    assert res["gpus_per_node"] == 2 and res["timeout_min"] == 360  # 2 x 3 wall hours, not 6 GPU-hours
+    assert "gpus_per_node" not in resources_for(Cost(30, 0.5, 8.03), plain, 2.0)
+    assert resources_for(big, [], 0.0) == {"gpus_per_node": 2}  # no rules: the GPUs still
+
+
+def test_a_mixture_of_experts_computes_with_its_active_parameters():
+    moe = Shape(30.53e9, 48, 2048, 768, 151936, "test", experts=128, active=8)
+    assert moe.active_params == pytest.approx(3.3e9, rel=0.02)  # Qwen3-30B-A3B's model card: 3.3B activated
+    dense = Shape(30.53e9, 48, 2048, 768, 151936, "test")
+    kw = dict(PAPER, pruner=get_pruner("dense"), calibrated=False)
+    assert estimate(moe, **kw).gpu_hours < estimate(dense, **kw).gpu_hours
+    assert estimate(moe, **kw).gpu_mem_gb == estimate(dense, **kw).gpu_mem_gb  # every expert is resident
+
+
+def test_shapes_of_current_families_from_their_config_json():
+    qwen3_moe = {
+        "model_type": "qwen3_moe",
+        "hidden_size": 2048,
+        "num_hidden_layers": 48,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 4,
+        "head_dim": 128,
+        "intermediate_size": 6144,
+        "moe_intermediate_size": 768,
+        "num_experts": 128,
+        "num_experts_per_tok": 8,
+        "vocab_size": 151936,
+        "tie_word_embeddings": False,
+    }
+    s = shape_from_config_json(qwen3_moe)
+    assert s.params == pytest.approx(30.5e9, rel=0.01) and s.experts == 128 and s.intermediate == 768
+    gemma3 = {  # multimodal config.json: the text model's shape under text_config
+        "model_type": "gemma3",
+        "text_config": {
+            "model_type": "gemma3_text",
+            "hidden_size": 2560,
+            "intermediate_size": 10240,
+            "num_hidden_layers": 34,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 4,
+            "head_dim": 256,
+            "vocab_size": 262208,
+        },
+    }
+    g = shape_from_config_json(gemma3)
+    assert g.layers == 34 and g.hidden == 2560 and g.params == pytest.approx(3.88e9, rel=0.02)  # 4.3B - 0.42B vision

@@ -1,6 +1,7 @@
 """lm-eval on the in-memory model: built-in templates on local files, the traps, the row."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import lm_eval
@@ -133,3 +134,57 @@ def test_testbed_accuracy_is_above_chance_dense_and_drops_when_pruned(tmp_path):
     assert mean(dense) > 0.7 and dense["acc/testbed_xcopa_en"] > 0.9
     assert mean(pruned) < mean(dense)
     assert all(pruned[f"ppl/{lang}"] > dense[f"ppl/{lang}"] for lang in langs)
+
+
+CHAT = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+@pytest.mark.parametrize("chat", [False, True])
+def test_run_harness_gives_simple_evaluates_results(chat):
+    """Without simple_evaluate's fixed costs (its own task index, torch's environment report, git, the hub)
+    the results are the same, also with a chat template, a system instruction and multi-turn few-shot."""
+    from mlsweep.evaluate.harness import make_lm, run_harness
+    from mlsweep.evaluate.taskindex import task_manager
+    from mlsweep.evaluate.tasklist import PROJECT_TASKS
+
+    model, tok = load_model(str(TESTBED), "float32", torch.device("cpu"), attn_implementation="eager")
+    if chat:
+        tok.chat_template = CHAT
+    options = HarnessOptions(
+        batch_size=16,
+        max_length=128,
+        limit=40,
+        num_fewshot=1,
+        apply_chat_template=chat,
+        system_instruction="Choose.\n\n" if chat else None,
+        fewshot_as_multiturn=chat,
+    )
+    manager = task_manager([PROJECT_TASKS])
+    tasks = ["testbed_xcopa_en", "testbed_xnli_de"]
+    ours = run_harness(make_lm(model, tok, options), tasks, options, manager)
+    theirs = lm_eval.simple_evaluate(
+        model=make_lm(model, tok, options),
+        tasks=tasks,
+        num_fewshot=1,
+        limit=40,
+        use_cache=None,
+        cache_requests=False,
+        log_samples=False,
+        task_manager=manager,
+        bootstrap_iters=1000,
+        random_seed=1234,
+        numpy_random_seed=1234,
+        torch_random_seed=1234,
+        fewshot_random_seed=1234,
+        system_instruction=options.system_instruction,
+        apply_chat_template=chat,
+        fewshot_as_multiturn=chat,
+    )
+    assert ours["results"] == theirs["results"] and ours["n-samples"] == theirs["n-samples"]
+    assert 0 < ours["results"]["testbed_xcopa_en"]["acc,none"] < 1
+    if chat:  # the settings reached the prompts: plain prompts score differently
+        plain = replace(options, apply_chat_template=False, system_instruction=None)
+        assert run_harness(make_lm(model, tok, plain), tasks, plain, manager)["results"] != ours["results"]

@@ -29,6 +29,8 @@ from mlsweep.evaluate.suite import CorpusSpec, SuiteSpec, eval_max_length
 from mlsweep.evaluate.tasklist import check_task_list, scorer_tasks, suite_manager
 from mlsweep.modeling import context_length, files_here, load_config, load_tokenizer
 
+NOT_HERE = "is not on this machine: its context, text and request checks run in the cell"
+
 
 @lru_cache(maxsize=32)
 def _model_config(path: str, trust_remote_code: bool, revision: Any):
@@ -66,7 +68,7 @@ def _validate(spec: CellSpec, model_files: bool) -> list[str]:
         if p.calib is not None:
             check_calibration(p.calib, "eval.languages (calib.mix=target)" if p.label else "calib.languages")
     if config is None:
-        return [f"model.path={m.path!r} is not on this machine: context, text and request checks run in the cell"]
+        return [f"model.path={m.path} {NOT_HERE}"]
     tokenizer = _tokenizer(m.path, m.trust_remote_code, m.revision)
     for corpus in spec.suite.corpora:
         check_windows(corpus, spec.suite.seqlen, m.path, m.trust_remote_code, m.revision)

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mlsweep.config.validate import NOT_HERE
 from mlsweep.evaluate.tasklist import count_tasks
 from mlsweep.sweep.costs import GPU_MEMORY_GB, cell_cost, fmt_hours
 from mlsweep.sweep.lifecycle import scan, still_active
@@ -72,5 +73,9 @@ def print_plan(
             "model.device_map=auto (README: a model bigger than one GPU)",
             flush=True,
         )
-    for note in dict.fromkeys(n for c in cells for n in c.notes):
+    notes = list(dict.fromkeys(n for c in cells for n in c.notes))
+    away = [n.split(" ", 1)[0].split("=", 1)[1] for n in notes if n.endswith(NOT_HERE)]
+    if away:
+        print("note: not on this machine, so their context, text and request checks run in the cell:", ", ".join(away))
+    for note in (n for n in notes if not n.endswith(NOT_HERE)):
         print(f"note: {note}", flush=True)
