@@ -12,7 +12,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_VERBOSITY := error
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install demo lint format test test-full bench testbed clean
+.PHONY: help install demo lint format test test-full bench gpu-check testbed clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -46,6 +46,9 @@ test-full: install  ## every test, the slow sweeps included
 
 bench: install  ## benchmarks in bench/ (ratios measured side by side)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+gpu-check: install  ## on a GPU node: cells in bf16 on CUDA (tiny and ~1B Llama-3 shapes) beside the plan's estimates
+	$(BIN)/python bench/gpu_check.py
 
 testbed: install  ## regenerate the testbed corpus and retrain its model (seeded, ~10 min on 2 cores)
 	$(BIN)/python -m mlsweep.testbed.build

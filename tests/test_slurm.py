@@ -260,3 +260,49 @@ def test_with_accounting_sacct_reports_completed_jobs(tiny_overrides, tmp_path):
     finally:
         cluster.down()
     print(f"\naccounting cluster up in {up:.1f} s")
+
+
+def test_a_cell_evaluated_over_two_gpus_asks_slurm_for_two(slurm_cluster, tmp_path):
+    """Llama-3-70B's config.json (no weights) with model.device_map: the plan and the sbatch script ask for
+    2 GPUs; the test node has one, so SLURM refuses the job at submission and the cell is reported failed."""
+    from helpers import toy_documents, train_tokenizer
+    from transformers import LlamaConfig
+
+    model = tmp_path / "llama70b"
+    LlamaConfig(  # Meta-Llama-3-70B-Instruct's shape (mlsweep/conf/model/llama3_70b_instruct.yaml)
+        hidden_size=8192,
+        intermediate_size=28672,
+        num_hidden_layers=80,
+        num_attention_heads=64,
+        num_key_value_heads=8,
+        vocab_size=128256,
+        max_position_embeddings=8192,
+        tie_word_embeddings=False,
+    ).save_pretrained(model)
+    train_tokenizer([d for lang in ("aa", "bb", "cc") for d in toy_documents(lang, 20, 0)]).save_pretrained(model)
+    sweep_dir = tmp_path / "sweep"
+    grid = [
+        "+experiment=lang_calib",
+        "model=llama3_70b_instruct",
+        f"model.path={model}",
+        "model.seqlen=128",
+        "pruner=wanda",
+        "calib=en",
+        "calib.seed=0",
+        "sparsity.target=0.5",
+        "eval.max_windows=1",
+        f"hydra.sweep.dir={sweep_dir}",
+        *SLURM[:2],
+        "hydra.launcher.resources=[{max_params_b:100,mem_gb:1,cpus_per_task:1,timeout_min:5}]",
+        "hydra.launcher.wait=false",
+    ]
+    _, plan = mlsweep(slurm_cluster, tmp_path, "plan", *grid, check=0)
+    (line,) = [x for x in plan.splitlines() if x.startswith("todo ")]
+    assert "gpus_per_node=2" in line and "mem_gb=1 cpus_per_task=1" in line, line
+
+    _, out = mlsweep(slurm_cluster, tmp_path, *grid, "-m", check=1)
+    (script,) = sorted((sweep_dir / ".submitit").rglob("*submission*.sh"))
+    text = script.read_text()
+    assert "#SBATCH --gpus-per-node=2" in text and "#SBATCH --mem=1GB" in text
+    assert "sbatch refused 1 cell(s)" in out and "Requested node configuration is not available" in out
+    assert "1 of 1 cells failed" in out
