@@ -127,6 +127,22 @@ def offload_folder(cell_dir: Path) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def input_device(model):
+    """Where the model's input ids must be: the input embeddings' compute device."""
+    import torch  # noqa: PLC0415 (torch: only with a model)
+
+    if not hasattr(model, "get_input_embeddings"):
+        return torch.device("cpu")
+    emb = model.get_input_embeddings()
+    hook = getattr(emb, "_hf_hook", None)  # accelerate's hook on a dispatched module
+    device = getattr(hook, "execution_device", None)
+    if device is None and emb.weight.device.type == "meta":  # offloaded as part of a larger module of the map
+        device = next((d for d in model.hf_device_map.values() if d not in ("cpu", "disk")), "cpu")
+    if device is not None:
+        return torch.device(f"cuda:{device}" if isinstance(device, int) else device)
+    return emb.weight.device
+
+
 def devices_of(model) -> str:
     """The devices holding the model's weights, comma-separated in map order (e.g. '0,1' or 'cpu,disk')."""
     device_map = getattr(model, "hf_device_map", None)

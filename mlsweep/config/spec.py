@@ -133,6 +133,14 @@ def _check_tags(pruner: PrunerSpec, params: Any, calib: Optional[CalibRequest]) 
         )
 
 
+def _check_masks(runtime: RuntimeSpec, engine: EngineSettings, model: ModelSpec) -> None:
+    if runtime.save_masks and engine.stream_from_disk and model.device_map:
+        raise ConfigError(
+            "runtime.save_masks with engine.stream_from_disk and model.device_map: the masks would be read "
+            "from weights offloaded to other devices; save them in a run without model.device_map"
+        )
+
+
 def _build(cfg: Mapping[str, Any], raw: Mapping[str, Any]) -> CellSpec:
     model = model_spec(cfg["model"])
     pruner = get_pruner(cfg["pruner"]["name"])
@@ -157,11 +165,7 @@ def _build(cfg: Mapping[str, Any], raw: Mapping[str, Any]) -> CellSpec:
     engine = EngineSettings(**cfg["engine"])
     engine.options()  # the engine's own checks (propagation, batch size)
     runtime = RuntimeSpec(**cfg["runtime"])
-    if runtime.save_masks and engine.stream_from_disk and model.device_map:
-        raise ConfigError(
-            "runtime.save_masks with engine.stream_from_disk and model.device_map: the masks would be read "
-            "from weights offloaded to other devices; save them in a run without model.device_map"
-        )
+    _check_masks(runtime, engine, model)
     logger = LoggerSpec(cfg["logger"]["name"], {k: v for k, v in cfg["logger"].items() if k != "name"})
     TRACKERS.get(logger.name).check(dict(logger.options))
     axes = cell_axes(cfg, pruner, pruner_params, target, calib)

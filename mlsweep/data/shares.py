@@ -94,6 +94,14 @@ UNPUBLISHED: dict[str, str] = {
     "(arXiv:2407.21783, Llama 3.1) gives 8% multilingual tokens, without a per-language split",
     "aya23": "the Aya 23 report (Aryabumi et al. 2024, arXiv:2405.15032) names the 23 languages of the "
     "Command pre-training mixture but not their shares",
+    # The three below: as far as read here (not verified against the full reports), the reports give total
+    # tokens and language counts, not per-language shares.
+    "qwen2.5": "the Qwen2.5 technical report (arXiv:2412.15115) gives 18T pretraining tokens covering "
+    "about 30 languages, without a per-language split",
+    "qwen3": "the Qwen3 technical report (arXiv:2505.09388) gives 36T pretraining tokens in 119 languages "
+    "and dialects, without a per-language split",
+    "gemma3": "the Gemma 3 technical report (arXiv:2503.19786) describes a larger multilingual share of "
+    "its pretraining mix, without a per-language split",
     "mgpt": "the mGPT paper (Shliazhko et al. 2024, arXiv:2204.07580) and model card "
     "(https://huggingface.co/ai-forever/mGPT) show per-language token counts only as a "
     "log-scale bar chart, without the numbers",

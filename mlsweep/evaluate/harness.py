@@ -29,10 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from mlsweep.devicemap import input_device
 from mlsweep.evaluate.taskindex import task_manager
 from mlsweep.evaluate.tasklist import PROJECT_TASKS
+from mlsweep.modeling import context_length
 from mlsweep.registry import suggest
 
+DEFAULT_MAX_LENGTH = 2048  # lm-eval's own fallback for a model without a fixed context (RESEARCH A1)
 SEED = 1234  # python, numpy, torch and few-shot sampling seeds (lm-eval's default for all but python's)
 
 
@@ -70,20 +73,6 @@ def make_lm(model, tokenizer, options: HarnessOptions, lm_class=None):
     return lm
 
 
-def input_device(model):
-    """Where the model's input ids must be: the input embeddings' compute device."""
-    import torch  # noqa: PLC0415 (torch is loaded by the caller already)
-
-    if not hasattr(model, "get_input_embeddings"):
-        return torch.device("cpu")
-    emb = model.get_input_embeddings()
-    hook = getattr(emb, "_hf_hook", None)  # accelerate's hook on a dispatched module
-    device = getattr(hook, "execution_device", None)
-    if device is not None:
-        return torch.device(f"cuda:{device}" if isinstance(device, int) else device)
-    return emb.weight.device
-
-
 def run_harness(lm, tasks: list[str], options: HarnessOptions, manager) -> dict[str, Any]:
     """lm-eval's results dict for these tasks: simple_evaluate's steps minus its fixed costs."""
     import numpy as np  # noqa: PLC0415 (heavy: only when tasks run)
@@ -111,8 +100,17 @@ def run_harness(lm, tasks: list[str], options: HarnessOptions, manager) -> dict[
     )
 
 
-def run_tasks(model, tokenizer, tasks: list[str], options: HarnessOptions, manager=None) -> dict[str, Any]:
-    """Run lm-eval tasks on the model; flat metrics `acc/<task>`, `acc_stderr/<task>`, `n/<task>`."""
+def run_tasks(
+    model, tokenizer, tasks: list[str], options: Optional[HarnessOptions] = None, manager=None, **fields: Any
+) -> dict[str, Any]:
+    """Run lm-eval tasks on the model; flat metrics `acc/<task>`, `acc_stderr/<task>`, `n/<task>`.
+
+    `options`, or HarnessOptions' fields as keywords (`batch_size=16, limit=40`; max_length defaults to
+    the model's context, else DEFAULT_MAX_LENGTH).
+    """
+    if options is None:
+        context = context_length(model.config) or DEFAULT_MAX_LENGTH
+        options = HarnessOptions(**{"batch_size": 8, "max_length": context, **fields})
     lm = make_lm(model, tokenizer, options)
     return flatten(run_harness(lm, tasks, options, manager or task_manager((PROJECT_TASKS,))))
 

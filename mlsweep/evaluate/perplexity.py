@@ -14,6 +14,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from mlsweep.devicemap import input_device
+
 
 @dataclass
 class PerplexityResult:
@@ -49,7 +51,7 @@ def perplexity(
 ) -> PerplexityResult:
     """token_ids: 1-D LongTensor of the joined text."""
     wins = windows_of(token_ids, seqlen, max_windows)  # (n, seqlen)
-    device = next(model.parameters()).device
+    device = input_device(model)  # a model spread over devices (model.device_map) takes its inputs there
     nll, tokens = 0.0, 0
     for s in range(0, wins.shape[0], batch_size):
         batch = wins[s : s + batch_size].to(device)

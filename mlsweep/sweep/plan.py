@@ -14,6 +14,11 @@ from mlsweep.sweep.resources import check_rules, resources_for
 from mlsweep.sweep.sweeper import Cell, Invalid, folder_label
 
 
+def _short(error: str, width: int = 200) -> str:
+    error = " ".join(error.split())
+    return error if len(error) <= width else error[: width - 3] + "..."
+
+
 def cell_tasks(spec) -> int:
     """The tasks a cell evaluates, groups expanded (over all its passes)."""
     return sum(count_tasks(p.suite) for p in spec.passes)
@@ -23,6 +28,19 @@ def planned_cost(spec, launcher: Mapping[str, Any]):
     """A cell's cost as the launcher sizes it: its GPU size, its tasks per pass after group expansion."""
     gpu = float(launcher.get("gpu_mem_gb") or GPU_MEMORY_GB)
     return cell_cost(spec, gpu, round(cell_tasks(spec) / len(spec.passes)))
+
+
+def _row(cell: Cell, status: str, launcher: Mapping[str, Any], rules: list, factor: float):
+    """(the cell's printed fields, its cost or None when its size is unknown)."""
+    tasks = str(cell_tasks(cell.spec))
+    try:
+        cost = planned_cost(cell.spec, launcher)
+    except ValueError as e:  # size unknown: say what to set, keep planning
+        return (status, folder_label(cell), "?", "?", tasks, f"? ({e})", ""), None
+    res = resources_for(cost, rules, factor)
+    mem = f"{cost.gpu_mem_gb:.1f}" + ("" if cost.fits else "!")  # !: more than one GPU holds
+    extra = " ".join(f"{k}={v}" for k, v in res.items())
+    return (status, folder_label(cell), mem, str(cost.gpus), tasks, fmt_hours(cost.gpu_hours), extra), cost
 
 
 def print_plan(
@@ -36,28 +54,20 @@ def print_plan(
         check_rules(rules, [k for k in launcher if k not in ("submitit_folder", "_target_")])
     factor = float(launcher.get("timeout_factor") or 0.0)
     gpu = float(launcher.get("gpu_mem_gb") or GPU_MEMORY_GB)
-    rows, todo_hours, all_hours, too_big = [], 0.0, 0.0, 0
+    rows, costs = [], []
     for cell in cells:
         state = states.get(cell.spec.cell_id)
-        status = state.status if state else "todo"
-        tasks = str(cell_tasks(cell.spec))
-        try:
-            cost = planned_cost(cell.spec, launcher)
-            res = resources_for(cost, rules, factor)
-            mem = f"{cost.gpu_mem_gb:.1f}" + ("" if cost.fits else "!")  # ! more than one GPU holds
-            gpus, hours = str(cost.gpus), fmt_hours(cost.gpu_hours)
-            too_big += not cost.fits
-            all_hours += cost.gpu_hours
-            todo_hours += 0.0 if still_active(state) else cost.gpu_hours
-        except ValueError as e:  # size unknown: say what to set, keep planning
-            res, mem, gpus, hours = {}, "?", "?", f"? ({e})"
-        extra = " ".join(f"{k}={v}" for k, v in res.items())
-        rows.append((status, folder_label(cell), mem, gpus, tasks, hours, extra))
-    rows += [("invalid", ",".join(bad.overrides) or "(no overrides)", "-", "-", "-", "-", bad.error) for bad in invalid]
+        row, cost = _row(cell, state.status if state else "todo", launcher, rules, factor)
+        rows.append(row)
+        costs.append((cost, state))
+    all_hours = sum(c.gpu_hours for c, _ in costs if c is not None)
+    todo_hours = sum(c.gpu_hours for c, state in costs if c is not None and not still_active(state))
+    too_big = sum(1 for c, _ in costs if c is not None and not c.fits)
+    for bad in invalid:
+        rows.append(("invalid", ",".join(bad.overrides) or "(no overrides)", "-", "-", "-", "-", _short(bad.error)))
     width = max([len(r[1]) for r in rows] + [4])
     print(f"{'status':<8} {'cell':<{width}} {'GPU GB':>7} {'GPUs':>4} {'tasks':>5} {'GPU time':>10}  resources")
     for status, folder, mem, gpus, tasks, hours, extra in rows:
-        extra = extra.replace("\n", " ")
         print(f"{status:<8} {folder:<{width}} {mem:>7} {gpus:>4} {tasks:>5} {hours:>10}  {extra}".rstrip())
     counts = {s: sum(r[0] == s for r in rows) for s in dict.fromkeys(r[0] for r in rows)}
     print(

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from mlsweep.data.sources import SourceSpec
+from mlsweep.devicemap import input_device
 from mlsweep.evaluate.scorers import SCORERS, ScorerSpec
 
 TEMPLATE = "{premise} , right? {answer} , {hypothesis}"
@@ -35,7 +36,7 @@ def subset(items: list[dict], n: int = SUBSET, seed: int = SEED) -> list[dict]:
 @torch.no_grad()
 def mean_logprobs(model, tokenizer, texts: list[str], batch_size: int) -> torch.Tensor:
     """Mean log p(token_t | tokens_<t) over t = 2..T of each text."""
-    device = next(model.parameters()).device
+    device = input_device(model)  # a model spread over devices (model.device_map) takes its inputs there
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     out = []
     for s in range(0, len(texts), batch_size):
