@@ -191,12 +191,14 @@ def test_rules_ask_for_the_gpus_the_plan_needs():
 
 
 def test_a_mixture_of_experts_computes_with_its_active_parameters():
-    moe = Shape(30.53e9, 48, 2048, 768, 151936, "test", experts=128, active=8)
+    moe = Shape(30.53e9, 48, 2048, 6144, 151936, "test", experts=128, expert_intermediate=768, active=8)
     assert moe.active_params == pytest.approx(3.3e9, rel=0.02)  # Qwen3-30B-A3B's model card: 3.3B activated
-    dense = Shape(30.53e9, 48, 2048, 768, 151936, "test")
+    dense = Shape(30.53e9, 48, 2048, 6144, 151936, "test")
     kw = dict(PAPER, pruner=get_pruner("dense"), calibrated=False)
     assert estimate(moe, **kw).gpu_hours < estimate(dense, **kw).gpu_hours
     assert estimate(moe, **kw).gpu_mem_gb == estimate(dense, **kw).gpu_mem_gb  # every expert is resident
+    unknown = Shape(30.53e9, 48, 2048, 6144, 151936, "test", experts=128, expert_intermediate=768)
+    assert unknown.active_params == unknown.params  # experts per token not known: no reduction
 
 
 def test_shapes_of_current_families_from_their_config_json():
@@ -215,7 +217,7 @@ def test_shapes_of_current_families_from_their_config_json():
         "tie_word_embeddings": False,
     }
     s = shape_from_config_json(qwen3_moe)
-    assert s.params == pytest.approx(30.5e9, rel=0.01) and s.experts == 128 and s.intermediate == 768
+    assert s.params == pytest.approx(30.5e9, rel=0.01) and (s.experts, s.expert_intermediate, s.active) == (128, 768, 8)
     gemma3 = {  # multimodal config.json: the text model's shape under text_config
         "model_type": "gemma3",
         "text_config": {

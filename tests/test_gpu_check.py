@@ -5,7 +5,6 @@ import importlib.util
 import sys
 
 import pytest
-
 from conftest import REPO
 
 pytestmark = pytest.mark.integration
