@@ -20,7 +20,7 @@ GPU memory (torch.cuda.max_memory_allocated, reset before each cell) and
 seconds per stage beside the plan's estimate (cell_cost) as ratios
 measured/estimated. Without CUDA it says so and exits 0.
 
-    make gpu-check                                 # on a GPU node (about 5 minutes on an A100)
+    make gpu-check                                 # on a GPU node, with a CUDA build of torch installed
     python bench/gpu_check.py --tiny               # the tiny model only
     python bench/gpu_check.py --device cpu --tiny  # the same code on CPU (a test runs this)
 

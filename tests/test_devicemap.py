@@ -65,3 +65,19 @@ def test_a_bad_device_map_or_budget_fails_at_composition_or_validation(tmp_path,
     assert row["status"] == "failed" and "model.max_memory.cuda0: not a device" in row["error"]
     row = run_config(compose_cfg(tiny_overrides + ["model.device_map=auto", "model.max_memory={cpu:lots}"]), tmp_path)
     assert row["status"] == "failed" and "model.max_memory.cpu='lots'" in row["error"]
+
+
+def test_the_input_embeddings_never_go_to_disk(tiny_model):
+    """lm-eval and the perplexity loop send inputs to the embeddings' device: a map that would put them
+    on disk keeps them on the main device, or fails naming model.max_memory when a coarser entry holds them."""
+    import torch
+
+    from mlsweep.devicemap import _embeddings_resident
+    from mlsweep.modeling import load_model
+
+    model, _ = load_model(str(tiny_model), "float32", torch.device("cpu"))
+    moved = _embeddings_resident(model, {"model.embed_tokens": "disk", "model.layers": "cpu", "lm_head": "disk"})
+    assert moved == {"model.embed_tokens": "cpu", "model.layers": "cpu", "lm_head": "disk"}
+    assert _embeddings_resident(model, {"model": 0, "lm_head": "disk"}) == {"model": 0, "lm_head": "disk"}
+    with pytest.raises(ValueError, match="model.max_memory: the input embeddings"):
+        _embeddings_resident(model, {"": "disk"})
