@@ -48,17 +48,17 @@ def test_language_statistics_against_hand_computation():
 
 
 def test_one_language_or_lambda_and_gamma_zero_gives_wandas_exact_mask():
-    for langs, params in ((["de"] * 8, dict()), (LANGS, dict(lambda_var=0.0, gamma=0.0))):
+    for langs, params in ((["de"] * 8, dict(gamma=0.0)), (LANGS, dict(lambda_var=0.0, gamma=0.0))):
         a, b = tiny(), tiny()
         prune_model(a, calib(), "wanda", 0.6, languages=langs)
-        prune_model(b, calib(), "mwanda", 0.6, languages=langs, params=params or dict(gamma=0.0))
+        prune_model(b, calib(), "mwanda", 0.6, languages=langs, params=params)
         for pa, pb in zip(a.parameters(), b.parameters()):
             assert torch.equal(pa == 0, pb == 0)
 
 
-def test_language_mean_centre_is_the_literal_formula():
+def test_mean_aggregate_is_the_literal_formula():
     st = stats_from({"de": [torch.ones(2, 6)], "sw": [4 * torch.ones(2, 6)]})
-    A = mwanda.feature_norm(st, mwanda.Params(lambda_var=0.0, centre="language_mean"))
+    A = mwanda.feature_norm(st, mwanda.Params(lambda_var=0.0, aggregate="mean"))
     assert torch.allclose(A, torch.full((6,), (2**0.5 + 32**0.5) / 2))
 
 
@@ -85,7 +85,9 @@ def test_cwl_correlation_and_allocation():
     [
         (dict(allocation="cwl", languages=["de"] * 8), "at least 2 languages"),
         (dict(params=dict(gamma=-1.0), languages=LANGS), "pruner.gamma"),
-        (dict(params=dict(centre="median"), languages=LANGS), "pruner.centre"),
+        (dict(params=dict(aggregate="median"), languages=LANGS), "pruner.aggregate"),
+        (dict(params=dict(prob_source="output"), languages=LANGS), "pruner.prob_source"),
+        (dict(allocation="cwl", allocation_params=dict(cwl_direction="up"), languages=LANGS), "sparsity.cwl_direction"),
     ],
 )
 def test_bad_mwanda_input_names_the_field(kwargs, needle):

@@ -20,12 +20,17 @@ from mlsweep.prune.registry import PrunerSpec
 
 # Bumped whenever a code change alters the numbers a cell produces (a pruner's maths, sampling,
 # evaluation), so rows computed before no longer count as done. Not the git sha: a README edit
-# must not invalidate a finished study.
-RESULTS_VERSION = 2  # 2: acc_lang counts FLORES/ISO 639-3 task names; explicit lm-eval max_length
+# must not invalidate a finished study. 2: acc_lang counts FLORES/ISO 639-3 task names; explicit lm-eval
+# max_length. 3: per-language statistics with Wanda's running mean; the cell id hashes only the
+# sparsity settings the cell's allocation reads.
+RESULTS_VERSION = 3
 # Engine settings that change where or how fast a cell computes, not what: not part of its identity.
 WHERE_NOT_WHAT = ("offload_blocks", "stream_from_disk", "activations_on_cpu")
 # Model settings of the same kind: which devices evaluate the model (mlsweep.devicemap).
 MODEL_WHERE_NOT_WHAT = ("device_map", "max_memory")
+# Axes that name the cell or follow from others: not hashed again.
+DERIVED_AXES = ("experiment", "reading")
+EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 def cell_axes(
@@ -34,8 +39,13 @@ def cell_axes(
     params: Mapping[str, Any],
     target: Optional[SparsityTarget],
     calib: Optional[CalibRequest],
+    reading: str = "",
 ) -> dict[str, Any]:
-    """The grid coordinates of a cell; axes a pruner ignores are '-' (dense: no calib, no sparsity)."""
+    """The grid coordinates of a cell; axes a pruner ignores are '-' (dense: no calib, no sparsity).
+
+    `reading` names the options that choose a reading of a paper (M-Wanda's probability source and
+    aggregate, CWL's direction); it follows from pruner_params and the sparsity settings.
+    """
     per_language = calib is not None and MIXES.get(calib.mix).per_eval_language
     return {
         "experiment": cfg["name"],
@@ -50,27 +60,35 @@ def cell_axes(
         "sparsity_target": float(target.sparsity) if target else 0.0,
         "sparsity_pattern": target.pattern if target else "-",
         "sparsity_allocation": cfg["sparsity"]["allocation"] if target else "-",
+        "reading": reading or "-",
         "eval_suite": cfg["eval"]["name"],
         "seed": cfg["seed"],
     }
 
 
 def cell_id(
-    axes: Mapping[str, Any], resolved: Mapping[str, Any], raw: Mapping[str, Any], prunes: bool, calibrated: bool
+    axes: Mapping[str, Any],
+    resolved: Mapping[str, Any],
+    raw: Mapping[str, Any],
+    prunes: bool,
+    calibrated: bool,
+    allocation_params: Mapping[str, Any] = EMPTY,
 ) -> str:
     """Hash of what determines the cell's numbers: axes, model, calibration, sparsity, engine and eval settings.
 
     The model node is taken unresolved: the testbed's path is an interpolation, so the id does not
-    depend on where the checkout lives.
+    depend on where the checkout lives. Of the sparsity settings only those the cell's allocation
+    reads count (a uniform cell does not change with cwl_direction); `reading` is derived, not counted.
     """
     ident: dict[str, Any] = {
-        "axes": {k: v for k, v in axes.items() if k != "experiment"},
+        "axes": {k: v for k, v in axes.items() if k not in DERIVED_AXES},
         # an empty model.exclude is what every model had before the key existed: keep those ids
         "model": {k: v for k, v in raw["model"].items() if k not in MODEL_WHERE_NOT_WHAT and (k != "exclude" or v)},
         "eval": resolved["eval"],
     }
     if prunes:
-        ident["sparsity"] = {k: v for k, v in raw["sparsity"].items() if k != "tolerance"}
+        ident["sparsity"] = {k: raw["sparsity"][k] for k in ("target", "pattern", "allocation")}
+        ident["sparsity"].update(allocation_params)
         ident["engine"] = {k: v for k, v in raw["engine"].items() if k not in WHERE_NOT_WHAT}
     if calibrated:
         ident["calib"] = resolved["calib"]

@@ -128,6 +128,7 @@ class SparsityConfig:
     owl_lambda: float = 0.08  # OWL: block sparsities within target +- lambda
     owl_m: float = 5.0  # OWL: outlier = Wanda score above M x the block mean
     cwl_lambda: float = 0.08  # CWL (M-Wanda): block sparsities within target +- lambda
+    cwl_direction: str = "keep_specific"  # CWL: keep_specific | keep_shared (which blocks keep more weights)
 
 
 @dataclass

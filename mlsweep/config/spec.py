@@ -168,12 +168,13 @@ def _build(cfg: Mapping[str, Any], raw: Mapping[str, Any]) -> CellSpec:
     _check_masks(runtime, engine, model)
     logger = LoggerSpec(cfg["logger"]["name"], {k: v for k, v in cfg["logger"].items() if k != "name"})
     TRACKERS.get(logger.name).check(dict(logger.options))
-    axes = cell_axes(cfg, pruner, pruner_params, target, calib)
+    readings = (pruner.reading(params), allocation.reading(alloc_params) if allocation is not None else "")
+    axes = cell_axes(cfg, pruner, pruner_params, target, calib, ", ".join(r for r in readings if r))
     return CellSpec(
         experiment=cfg["name"],
         seed=cfg["seed"],
         axes=axes,
-        cell_id=cell_id(axes, cfg, raw, target is not None, calibrated),
+        cell_id=cell_id(axes, cfg, raw, target is not None, calibrated, alloc_values),
         model=model,
         pruner=pruner,
         params=params,

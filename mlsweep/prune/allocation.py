@@ -32,6 +32,10 @@ def no_check(target: SparsityTarget, params: Any, n_languages: int) -> None:
     return None
 
 
+def no_reading(params: Any) -> str:
+    return ""
+
+
 def same_target(scores: list[float], target: SparsityTarget, params: Any) -> list[SparsityTarget]:
     return [target] * len(scores)
 
@@ -46,6 +50,8 @@ class AllocationSpec:
     # None for an allocation that needs no data.
     scores: Optional[Callable[..., list[float]]] = None
     spread: Callable[[list[float], SparsityTarget, Any], list[SparsityTarget]] = same_target
+    # Where an option chooses the reading of a paper (CWL's direction): part of the row's `reading`.
+    reading: Callable[[Any], str] = no_reading
 
     @property
     def needs_calibration(self) -> bool:

@@ -161,7 +161,7 @@ def _prune_block(
     groups = matrix_groups(block, layout, data[0], device) if opts.true_sequential else [list(layout.matrices)]
     dense_outs, fallback = None, set()
     for g, names in enumerate(groups):
-        stats, outs = collect(block, layout, names, spec.make_collector, data, device, workspace)
+        stats, outs = collect(block, layout, names, spec.collector(params), data, device, workspace)
         dense_outs = outs if g == 0 else dense_outs
         fallback |= _prune_matrices(layout, names, spec, stats, target, params)
     return dense_outs, sorted(f"{layout.moes[k].container}.{e}" for k, e in fallback)

@@ -2,13 +2,15 @@
 
 `collect` feeds every matrix's collector: dense matrices (nn.Linear,
 Conv1D) from forward hooks on their modules, routed experts from
-mlsweep.prune.experts; `matrix_groups` orders the matrices by the input they
+mlsweep.prune.experts, and a collector that reads the MLP activation (LAPE
+neuron firing) from mlsweep.prune.ffn; `matrix_groups` orders the matrices by the input they
 read, for true-sequential pruning. With loop.py and experts.py these are the
 only code that hooks into a model.
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -17,6 +19,7 @@ from torch import nn
 from mlsweep.prune.arch import BlockLayout
 from mlsweep.prune.capture import Batch, run_block
 from mlsweep.prune.experts import routed_inputs
+from mlsweep.prune.ffn import FfnTap
 from mlsweep.prune.stats import CollectorFactory, PassStats, Workspace
 
 
@@ -67,15 +70,25 @@ def collect(
         lengths = torch.bincount(tok // seqlen, minlength=n_seq).tolist()  # rows per sequence
         stats.add(group, x.float(), n_seq, b.lang, lengths)
 
+    def feed_ffn(name: str, h: torch.Tensor) -> None:  # the MLP activation, for the linear reading its neurons
+        if name in stats.collectors:
+            b = state["b"]
+            h = h.detach().reshape(-1, h.shape[-1]).float()
+            stats.collectors[name].add_ffn(h[b.tokens.reshape(-1).to(h.device)] if b.tokens is not None else h, b.lang)
+
+    tap = FfnTap(block, feed_ffn) if getattr(make_collector, "reads_ffn_activation", False) else None
+
     def next_batch(b: Batch) -> None:
         if state["b"] is not None:
             stats.end_batch(state["b"].hidden.shape[0], state["b"].lang, device)
         state.update(b=b, input=None, name=None)
+        if tap is not None:
+            tap.next_batch()
 
     dense = [n for n in names if matrices[n].expert is None]
     handles = [matrices[n].owner.register_forward_hook(dense_hook(n)) for n in dense]
     try:
-        with routed_inputs(block, layout.moes if routed else [], feed):
+        with routed_inputs(block, layout.moes if routed else [], feed), tap.hooked() if tap else nullcontext():
             outs = run_block(block, batches, device, on_batch=next_batch)
         if state["b"] is not None:
             stats.end_batch(state["b"].hidden.shape[0], state["b"].lang, device)

@@ -42,6 +42,10 @@ def any_tags(params: Any) -> tuple[str, ...]:
     return ()
 
 
+def no_reading(params: Any) -> str:
+    return ""
+
+
 @dataclass(frozen=True)
 class PrunerSpec:
     name: str
@@ -52,6 +56,8 @@ class PrunerSpec:
     needs_calibration: bool = True
     prunes: bool = True  # False only for the dense baseline
     make_collector: Optional[CollectorFactory] = None  # (d_in, workspace) -> fresh collector
+    # The collector kind for given params, where they choose it (M-Wanda's prob_source); None: make_collector.
+    collector_for: Optional[Callable[[Any], CollectorFactory]] = None
     # Checkpoint each pruned block by default (runtime.checkpoint_blocks=null): worth it where a
     # block costs minutes on a big model (SparseGPT's solver), not where it costs a forward pass.
     checkpoint_blocks: bool = False
@@ -62,6 +68,12 @@ class PrunerSpec:
     swept_columns: Callable[[int, int], int] = no_columns  # weight columns solved one by one per block
     # Calibration row tags the pruner reads (wanda_ratio: its base and sub data types); () for any rows.
     required_tags: Callable[[Any], tuple[str, ...]] = any_tags
+    # The method's reading of its paper where options choose one (M-Wanda): the row's `reading`, table labels.
+    reading: Callable[[Any], str] = no_reading
+
+    def collector(self, params: Any) -> Optional[CollectorFactory]:
+        """The statistics these params need: `collector_for(params)`, else `make_collector`."""
+        return self.collector_for(params) if self.collector_for is not None else self.make_collector
 
     def check_params(self, params: Mapping[str, Any]) -> Any:
         """Build the params dataclass, naming unknown fields and the allowed ones."""

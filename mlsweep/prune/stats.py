@@ -99,47 +99,77 @@ class SquaredNorm:
 
 
 class LanguageStats:
-    """Per-language sums of x_j^2, counts of x_j > 0, sequences and tokens (fp32).
+    """Per-language Wanda statistics, counts of x_j > 0, sequences and tokens (fp32).
 
     Rows are tagged with their calibration language (or any tag: Kim et al.'s
-    `mt` and `code`); `all` is Wanda's own pooled statistic, bit for bit.
+    `mt` and `code`). Each language's n[l, j] is accumulated with Wanda's own
+    running mean (a SquaredNorm per language), so with one language it is the
+    pooled statistic bit for bit; `all` is Wanda's pooled statistic over
+    every sequence.
+
+    A collector that also declares `reads_ffn_activation` (NeuronLanguageStats)
+    is handed, on the linear that reads an MLP's neurons (down_proj, fc2), the
+    output of the MLP's activation (act_fn(gate_proj(x)), act(fc1(x))) by the
+    layer loop, and counts per language how often each neuron fires (> 0).
     """
+
+    reads_ffn_activation = False
 
     def __init__(self, d_in: int, workspace: Optional[Workspace] = None):
         self.d_in = d_in
-        self.sumsq: dict[Optional[str], torch.Tensor] = {}
+        self.norms: dict[Optional[str], SquaredNorm] = {}
         self.positive: dict[Optional[str], torch.Tensor] = {}
-        self.n_seq: dict[Optional[str], int] = {}
         self.n_tok: dict[Optional[str], int] = {}
+        self.fired: dict[Optional[str], torch.Tensor] = {}  # neuron firing counts (FFN activation readers)
+        self.fired_tok: dict[Optional[str], int] = {}
         self.all = SquaredNorm(d_in)
         self.readers = 1
 
     def add(self, x: torch.Tensor, n_seq: int, lang: Optional[str] = None, lengths: Optional[list[int]] = None) -> None:
-        if lang not in self.sumsq:
-            self.sumsq[lang] = torch.zeros(self.d_in, device=x.device)
+        if lang not in self.norms:
+            self.norms[lang] = SquaredNorm(self.d_in)
             self.positive[lang] = torch.zeros(self.d_in, device=x.device)
-            self.n_seq[lang], self.n_tok[lang] = 0, 0
-        self.sumsq[lang] += (x * x).sum(0)
+            self.n_tok[lang] = 0
+        self.norms[lang].add(x, n_seq, lang, lengths)
         self.positive[lang] += (x > 0).float().sum(0)
-        self.n_seq[lang] += n_seq
         self.n_tok[lang] += x.shape[0]
         self.all.add(x, n_seq, lang, lengths)
 
+    def add_ffn(self, h: torch.Tensor, lang: Optional[str] = None) -> None:
+        """h: the MLP activation's output feeding this linear, (tokens, d_in) fp32."""
+        if lang not in self.fired:
+            self.fired[lang] = torch.zeros(h.shape[-1], device=h.device)
+            self.fired_tok[lang] = 0
+        self.fired[lang] += (h > 0).float().sum(0)
+        self.fired_tok[lang] += h.shape[0]
+
     @property
     def languages(self) -> list:
-        return list(self.sumsq)
+        return list(self.norms)
 
     def n(self) -> torch.Tensor:
         """(languages, d_in): mean over a language's sequences of the per-sequence sum of x^2."""
-        return torch.stack([self.sumsq[lang] / self.n_seq[lang] for lang in self.languages])
+        return torch.stack([self.norms[lang].scaler_row for lang in self.languages])
 
     def p(self) -> torch.Tensor:
         """(languages, d_in): share of a language's tokens with x_j > 0 (0 where an expert got none of them)."""
         return torch.stack([self.positive[lang] / max(self.n_tok[lang], 1) for lang in self.languages])
 
+    def neuron_p(self) -> Optional[torch.Tensor]:
+        """(languages, d_in): share of a language's tokens on which neuron j fires, if this linear reads neurons."""
+        if not self.fired:
+            return None
+        return torch.stack([self.fired[lang] / max(self.fired_tok[lang], 1) for lang in self.languages])
+
     def pooled(self) -> torch.Tensor:
         """Wanda's scaler_row over every calibration sequence."""
         return self.all.scaler_row
+
+
+class NeuronLanguageStats(LanguageStats):
+    """LanguageStats that also reads the FFN activation (the layer loop hooks it): LAPE firing rates."""
+
+    reads_ffn_activation = True
 
 
 class PassStats:

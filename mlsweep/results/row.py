@@ -29,6 +29,7 @@ AXES = (
     "sparsity_target",
     "sparsity_pattern",
     "sparsity_allocation",
+    "reading",
     "eval_suite",
 )
 SEED_AXES = ("calib_seed", "seed")
@@ -50,6 +51,10 @@ ROW_SCHEMA: dict[str, str] = {
     "sparsity_target": "target fraction of zeros in block matrices (0 for dense)",
     "sparsity_pattern": "unstructured | N:M ('-' for dense)",
     "sparsity_allocation": "uniform | owl | cwl: how the target is spread over blocks ('-' for dense)",
+    "reading": (
+        "the options that choose a reading of a paper (M-Wanda: prob=<prob_source>, agg=<aggregate>; "
+        "CWL: cwl=<cwl_direction>); '-' if none"
+    ),
     "eval_suite": "eval option name",
     "seed": "global seed",
     "calib_count/<lang>": "calibration windows drawn per language",

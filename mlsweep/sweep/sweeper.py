@@ -6,7 +6,9 @@ and the command line), it
   fails the sweep before the first model is loaded;
 - folds cells that compute the same thing: a pruner that uses no calibration
   data ignores the calib axis, the dense baseline ignores sparsity too, so the
-  grid `pruner=dense,wanda x calib=... x sparsity=...` runs dense once;
+  grid `pruner=dense,wanda x calib=... x sparsity=...` runs dense once; a
+  pruner ignores another pruner's `pruner.<field>` options (wanda beside
+  mwanda's prob_source), and an allocation the other allocations' settings;
 - keeps going when a cell fails (the cell writes a `failed` row) and reports
   the failures at the end, with a non-zero exit;
 - skips cells whose `done` row is already in the sweep folder, or whose SLURM
@@ -27,12 +29,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Optional
 
 from mlsweep.config.spec import CellSpec, ConfigError
 from mlsweep.config.validate import validate
+from mlsweep.prune.registry import all_pruners
 from mlsweep.sweep.lifecycle import scan, still_active, write_plan
 
 NCELLS_ENV = "MLSWEEP_NCELLS"
@@ -87,9 +90,10 @@ def _bad(overrides: Sequence[str], error: ConfigError, invalid: Optional[list[In
     invalid.append(Invalid(tuple(overrides), str(error)))
 
 
-def _cell(compose: Compose, overrides: list[str], invalid: Optional[list[Invalid]]) -> Optional[Cell]:
+def _cell(compose: Compose, overrides: list[str], invalid: Optional[list[Invalid]], pruners: dict) -> Optional[Cell]:
     """The grid point's cell, its ignored axes dropped (None: invalid, recorded for the plan)."""
     try:
+        overrides = _own_params(compose, overrides, pruners)
         cell = compose(overrides)
         ignored = ([] if cell.spec.calib is not None else ["calib"]) + (
             [] if cell.spec.target is not None else ["sparsity"]
@@ -100,15 +104,39 @@ def _cell(compose: Compose, overrides: list[str], invalid: Optional[list[Invalid
         return None
 
 
+def _pruner_param(override: str) -> Optional[str]:
+    """The field of a `pruner.<field>=...` override, else None."""
+    key = _key(override)
+    return key.split(".", 1)[1] if key.startswith("pruner.") else None
+
+
+def _own_params(compose: Compose, overrides: list[str], pruners: dict) -> list[str]:
+    """The grid point's overrides without `pruner.<field>` ones of another pruner's parameters.
+
+    A grid that crosses wanda with mwanda's options (pruner.prob_source=input,ffn_neuron) gives
+    wanda cells that ignore them, as dense ignores the calibration axis. A field no pruner has
+    is kept, so a typo still fails. `pruners` caches the pruner of each set of other overrides.
+    """
+    fields_of = {p.name: {f.name for f in fields(p.params)} if p.params else set() for p in all_pruners()}
+    known = set().union(*fields_of.values())
+    params = [o for o in overrides if _pruner_param(o) in known]
+    if not params:
+        return overrides
+    rest = tuple(o for o in overrides if o not in params)
+    if rest not in pruners:
+        pruners[rest] = compose(list(rest)).spec.pruner.name
+    return [o for o in overrides if o not in params or _pruner_param(o) in fields_of[pruners[rest]]]
+
+
 def plan_cells(grid: list[list[str]], compose: Compose, invalid: Optional[list[Invalid]] = None) -> list[Cell]:
     """Every distinct, valid cell of the grid (ignored axes dropped), checked before anything runs.
 
     With `invalid` (`mlsweep plan`), invalid grid points are appended there instead of stopping the
     sweep, and validation skips the checks that need model files not on this machine.
     """
-    cells, seen = [], set()
+    cells, seen, pruners = [], set(), {}
     for overrides in grid:
-        cell = _cell(compose, list(overrides), invalid)
+        cell = _cell(compose, list(overrides), invalid, pruners)
         if cell is None or cell.spec.cell_id in seen:
             continue
         seen.add(cell.spec.cell_id)
