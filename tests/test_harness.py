@@ -15,6 +15,7 @@ from mlsweep.cell.app import run_config
 from mlsweep.evaluate.harness import HarnessOptions, run_tasks
 from mlsweep.modeling import load_model
 from mlsweep.prune import prune_model
+from mlsweep.results.items import load_items
 
 pytestmark = pytest.mark.integration
 TASKS_DIR = Path(lm_eval.__file__).parent / "tasks"
@@ -91,6 +92,11 @@ def test_builtin_xcopa_and_xnli_templates_run_on_local_files_and_land_in_the_row
     for task in ("local_xcopa_it", "local_xnli_de"):
         assert 0.0 <= row[f"acc/{task}"] <= 1.0 and f"acc_stderr/{task}" in row
     assert row["acc_lang/de"] == row["acc/local_xnli_de"] and "acc_lang/it" in row
+    items = load_items(tmp_path)  # lm-eval's per-sample correctness (log_samples), kept beside the row
+    for task in ("local_xcopa_it", "local_xnli_de"):
+        got = items[f"acc/{task}"]
+        assert got["doc_id"].tolist() == list(range(12))
+        assert got["correct"].mean() == pytest.approx(row[f"acc/{task}"])
 
 
 def test_two_models_in_one_process_get_their_own_results():

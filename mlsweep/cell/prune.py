@@ -31,14 +31,20 @@ from mlsweep.prune import prune_model
 from mlsweep.prune.arch import find_blocks, find_matrices
 from mlsweep.prune.maskfile import MASK_FILE, save_masks
 from mlsweep.prune.stream import prune_checkpoint
+from mlsweep.results.items import Items
 
 Log = Callable[[dict[str, Any]], None]
 
 
 def prune_and_evaluate(
-    spec: CellSpec, p: Pass, progress: Progress, log: Log, checkpoint_dir: Optional[Path]
+    spec: CellSpec,
+    p: Pass,
+    progress: Progress,
+    log: Log,
+    checkpoint_dir: Optional[Path],
+    items: Optional[Items] = None,
 ) -> dict[str, Any]:
-    """The metrics of one pass: calibration counts, measured sparsity, evaluation."""
+    """The metrics of one pass: calibration counts, measured sparsity, evaluation (per-item results into `items`)."""
     torch.manual_seed(spec.seed)
     model_spec, engine = spec.model, spec.engine
     device = resolve_device(model_spec.device)
@@ -98,7 +104,7 @@ def _check_and_evaluate(spec: CellSpec, p: Pass, model, report, calib, tokenizer
     if spec.runtime.save_masks and len(spec.passes) == 1 and spec.engine.stream_from_disk:
         save_masks(model, progress.out_dir / MASK_FILE, spec.model.exclude)
     with progress.stage("eval"):
-        out.update(evaluate(model, tokenizer, p.suite, calib.doc_hashes if calib else set(), log))
+        out.update(evaluate(model, tokenizer, p.suite, calib.doc_hashes if calib else set(), log, items))
     out.update(p.suite.settings(eval_max_length(model.config, p.suite)))
     out["eval_devices"] = devices_of(model)
     if p.suite.tasks:

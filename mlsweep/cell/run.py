@@ -29,6 +29,7 @@ from mlsweep.cell.prune import prune_and_evaluate
 from mlsweep.config.spec import CellSpec
 from mlsweep.config.validate import validate
 from mlsweep.results.cellfolder import MARKER_FILE, RESULT_FILE, atomic_write_json, finished_row
+from mlsweep.results.items import ITEMS_FILE, Items, save_items
 from mlsweep.results.row import provenance
 
 CHECKPOINT_DIR = "checkpoint"  # per-block pruning checkpoint of a cell (removed once the cell is done)
@@ -149,17 +150,21 @@ def _execute(spec: CellSpec, progress: Progress, tracker: tracking.Guarded) -> d
     if threads:
         torch.set_num_threads(threads)
         os.environ["OMP_NUM_THREADS"] = str(threads)
+    items: Items = {}  # per-item results of every pass, saved beside the row (mlsweep.results.items)
     if len(spec.passes) == 1:
-        return prune_and_evaluate(spec, spec.passes[0], progress, tracker.log, _checkpoint_dir(spec, progress))
+        out = prune_and_evaluate(spec, spec.passes[0], progress, tracker.log, _checkpoint_dir(spec, progress), items)
+        save_items(progress.out_dir / ITEMS_FILE, items)
+        return out
     out: dict[str, Any] = {}
     measured, fallback = [], 0
     for p in spec.passes:  # e.g. the diagonal of Kurz et al.: calibrate in each evaluation language
-        res = prune_and_evaluate(spec, p, progress, tracker.log, _checkpoint_dir(spec, progress, p.label))
+        res = prune_and_evaluate(spec, p, progress, tracker.log, _checkpoint_dir(spec, progress, p.label), items)
         measured.append(res.pop("sparsity_measured"))
         fallback += res.pop("experts_fallback")
         out.update(res)
     out["sparsity_measured"] = sum(measured) / len(measured)
     out["experts_fallback"] = fallback  # over every pass's pruning
+    save_items(progress.out_dir / ITEMS_FILE, items)
     return out
 
 

@@ -73,7 +73,7 @@ def make_lm(model, tokenizer, options: HarnessOptions, lm_class=None):
     return lm
 
 
-def run_harness(lm, tasks: list[str], options: HarnessOptions, manager) -> dict[str, Any]:
+def run_harness(lm, tasks: list[str], options: HarnessOptions, manager, log_samples: bool = False) -> dict[str, Any]:
     """lm-eval's results dict for these tasks: simple_evaluate's steps minus its fixed costs."""
     import numpy as np  # noqa: PLC0415 (heavy: only when tasks run)
     import torch  # noqa: PLC0415 (heavy: only when tasks run)
@@ -93,7 +93,7 @@ def run_harness(lm, tasks: list[str], options: HarnessOptions, manager) -> dict[
         limit=options.limit,
         cache_requests=False,
         bootstrap_iters=1000,
-        log_samples=False,
+        log_samples=log_samples,  # per-sample results, for items.npz
         system_instruction=options.system_instruction,
         apply_chat_template=options.apply_chat_template,
         fewshot_as_multiturn=options.fewshot_as_multiturn,
@@ -101,18 +101,45 @@ def run_harness(lm, tasks: list[str], options: HarnessOptions, manager) -> dict[
 
 
 def run_tasks(
-    model, tokenizer, tasks: list[str], options: Optional[HarnessOptions] = None, manager=None, **fields: Any
+    model,
+    tokenizer,
+    tasks: list[str],
+    options: Optional[HarnessOptions] = None,
+    manager=None,
+    items: Optional[dict] = None,
+    **fields: Any,
 ) -> dict[str, Any]:
     """Run lm-eval tasks on the model; flat metrics `acc/<task>`, `acc_stderr/<task>`, `n/<task>`.
 
     `options`, or HarnessOptions' fields as keywords (`batch_size=16, limit=40`; max_length defaults to
-    the model's context, else DEFAULT_MAX_LENGTH).
+    the model's context, else DEFAULT_MAX_LENGTH). `items`, when given, receives each leaf task's
+    per-item correctness (lm-eval's `log_samples`): `acc/<task>` (and `acc_norm/<task>`) ->
+    {doc_id, correct} (mlsweep.results.items).
     """
     if options is None:
         context = context_length(model.config) or DEFAULT_MAX_LENGTH
         options = HarnessOptions(**{"batch_size": 8, "max_length": context, **fields})
     lm = make_lm(model, tokenizer, options)
-    return flatten(run_harness(lm, tasks, options, manager or task_manager((PROJECT_TASKS,))))
+    out = run_harness(lm, tasks, options, manager or task_manager((PROJECT_TASKS,)), log_samples=items is not None)
+    if items is not None:
+        items.update(per_item(out))
+    return flatten(out)
+
+
+PER_ITEM_METRICS = ("acc", "acc_norm")
+
+
+def per_item(out: dict[str, Any]) -> dict[str, Any]:
+    """{`<metric>/<task>`: {doc_id, correct}} from lm-eval's samples (`log_samples=True`)."""
+    from mlsweep.results.items import choice_items  # noqa: PLC0415 (numpy arrays only when items are kept)
+
+    found: dict[str, Any] = {}
+    for task, rows in out.get("samples", {}).items():
+        for metric in PER_ITEM_METRICS:
+            kept = [r for r in rows if r.get("filter") == "none" and metric in r]
+            if kept:
+                found[f"{metric}/{task}"] = choice_items([r["doc_id"] for r in kept], [r[metric] for r in kept])
+    return found
 
 
 def flatten(out: dict[str, Any]) -> dict[str, Any]:

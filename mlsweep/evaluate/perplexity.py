@@ -2,13 +2,14 @@
 
 The text is joined and tokenised once, cut into floor(N / seqlen)
 non-overlapping windows, and every shifted position of every window is
-scored: ppl = exp(mean token NLL). Windows are batched.
+scored: ppl = exp(mean token NLL). Windows are batched; each window's summed
+NLL is kept (`window_nll`) so a table can bootstrap over windows.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
@@ -25,6 +26,8 @@ class PerplexityResult:
     windows: int
     bytes: int = 0  # UTF-8 bytes of the text the scored tokens cover
     chars: int = 0
+    window_nll: list[float] = field(default_factory=list)  # nats summed over each window's scored tokens
+    window_tokens: list[int] = field(default_factory=list)  # tokens scored per window
 
     @property
     def bits_per_byte(self) -> float:
@@ -52,14 +55,17 @@ def perplexity(
     """token_ids: 1-D LongTensor of the joined text."""
     wins = windows_of(token_ids, seqlen, max_windows)  # (n, seqlen)
     device = input_device(model)  # a model spread over devices (model.device_map) takes its inputs there
-    nll, tokens = 0.0, 0
+    per_window: list[float] = []
     for s in range(0, wins.shape[0], batch_size):
         batch = wins[s : s + batch_size].to(device)
         logits = model(input_ids=batch, use_cache=False).logits.float()  # (b, seqlen, vocab)
-        loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1), reduction="sum")
-        nll += float(loss)
-        tokens += batch[:, 1:].numel()
-    return PerplexityResult(math.exp(nll / tokens), nll, tokens, wins.shape[0])
+        loss = F.cross_entropy(logits[:, :-1].transpose(1, 2), batch[:, 1:], reduction="none")  # (b, seqlen - 1)
+        per_window += loss.double().sum(1).tolist()  # kept per window for paired bootstrap intervals
+    nll, scored = math.fsum(per_window), [seqlen - 1] * len(per_window)
+    tokens = sum(scored)
+    return PerplexityResult(
+        math.exp(nll / tokens), nll, tokens, wins.shape[0], window_nll=per_window, window_tokens=scored
+    )
 
 
 def covered_text(text: str, offsets: list[tuple[int, int]], n_windows: int, seqlen: int) -> tuple[int, int]:

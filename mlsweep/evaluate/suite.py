@@ -25,6 +25,7 @@ from mlsweep.evaluate.perplexity import join_documents, text_perplexity
 from mlsweep.evaluate.scorers import project_task
 from mlsweep.evaluate.tasklist import harness_tasks, scorer_tasks, suite_manager, task_language
 from mlsweep.modeling import context_length
+from mlsweep.results.items import Items, choice_items, window_items
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ def perplexities(
     batch_size: int,
     calib_hashes: set[str],
     on_metrics: Optional[OnMetrics] = None,
+    items: Optional[Items] = None,
 ) -> dict[str, Any]:
     source = make_source(corpus.source)
     out: dict[str, Any] = {}
@@ -129,6 +131,8 @@ def perplexities(
         except ValueError as e:  # too little text: name the corpus, language and split
             raise ValueError(f"eval: {corpus.key} {corpus.split!r} ({lang}): {e}") from e
         out[f"{_prefix(corpus.key, 'ppl')}/{lang}"] = res.ppl
+        if items is not None:
+            items[f"{_prefix(corpus.key, 'ppl')}/{lang}"] = window_items(res.window_nll, res.window_tokens)
         out[f"{_prefix(corpus.key, 'bpb')}/{lang}"] = res.bits_per_byte
         out[f"{_prefix(corpus.key, 'bpc')}/{lang}"] = res.bits_per_char
         tokens_key = "eval_tokens" if corpus.key == "ppl" else f"{corpus.key}_tokens"
@@ -139,9 +143,12 @@ def perplexities(
     return out
 
 
-def run_project_task(model, tokenizer, task: str, suite: SuiteSpec) -> dict[str, Any]:
+def run_project_task(model, tokenizer, task: str, suite: SuiteSpec, items: Optional[Items] = None) -> dict[str, Any]:
     scorer, lang = project_task(task)
     res = scorer.score(model, tokenizer, make_source(suite.scorer_source(scorer)), lang, suite.batch_size)
+    per_item = res.pop("items", None)  # {metric: (doc_ids, 0/1 per item)}
+    if items is not None and per_item:
+        items.update({f"{metric}/{task}": choice_items(*pair) for metric, pair in per_item.items()})
     return {f"{metric}/{task}": value for metric, value in res.items()}
 
 
@@ -160,21 +167,29 @@ def language_means(flat: dict[str, Any], languages: tuple[str, ...] = ()) -> dic
 
 
 def evaluate(
-    model, tokenizer, suite: SuiteSpec, calib_hashes: set[str], on_metrics: Optional[OnMetrics] = None
+    model,
+    tokenizer,
+    suite: SuiteSpec,
+    calib_hashes: set[str],
+    on_metrics: Optional[OnMetrics] = None,
+    items: Optional[Items] = None,
 ) -> dict[str, Any]:
-    """Every corpus and task of the suite; `on_metrics` sees each language's / task's metrics as they finish."""
+    """Every corpus and task of the suite; `on_metrics` sees each language's / task's metrics as they finish.
+
+    `items`, when given, receives the per-item results behind the metrics (mlsweep.results.items).
+    """
     out: dict[str, Any] = {}
     for corpus in suite.corpora:
-        out.update(perplexities(model, tokenizer, corpus, suite.seqlen, suite.batch_size, calib_hashes, on_metrics))
+        out.update(perplexities(model, tokenizer, corpus, suite.seqlen, suite.batch_size, calib_hashes, on_metrics, items))
     flat: dict[str, Any] = {}
     harness = harness_tasks(suite) if suite.tasks else []
     if harness:
         options = suite.harness_options(eval_max_length(model.config, suite))
-        flat.update(run_tasks(model, tokenizer, harness, options, suite_manager(suite)))
+        flat.update(run_tasks(model, tokenizer, harness, options, suite_manager(suite), items=items))
         if on_metrics:  # lm-eval returns all its tasks at once
             on_metrics(dict(flat))
     for task in scorer_tasks(suite):
-        flat.update(run_project_task(model, tokenizer, task, suite))
+        flat.update(run_project_task(model, tokenizer, task, suite, items))
         if on_metrics:
             on_metrics({k: v for k, v in flat.items() if k.endswith(f"/{task}")})
     out.update(flat)

@@ -10,7 +10,9 @@ columns = evaluation language, dense row on top, cells = mean ± sd over
 calibration seeds. Failed cells read 'failed' and absent ones 'missing',
 never silently dropped. Each table is printed and written to <out>/ as
 <table>.md, .csv (+ _sd, _delta_<ref>), .tex (booktabs) and .png (heatmap);
-tables.md and tables.tex hold them all.
+tables.md and tables.tex hold them all. `--significance` adds 95% paired-bootstrap
+intervals over items and windows to the percent-change tables (and
+_delta_<ref>_low/_high.csv) and marks † each difference whose interval covers 0.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from mlsweep.results.store import from_wandb, load_rows, write_store
 from mlsweep.results.tables import Table, build_tables, parse_spec, spec_for
 from mlsweep.results.tables.heatmap import write_heatmap
 from mlsweep.results.tables.render import delta_markdown, to_latex, to_markdown, to_text, write_csv
+from mlsweep.results.tables.significance import intervals
 from mlsweep.results.tables.spec import DEFAULT
 
 __all__ = ["build_report", "delta_vs_dense", "load_rows", "main", "matrix"]
@@ -63,8 +66,13 @@ def build_report(
     heatmaps: bool = True,
     show_delta: bool = False,
     stream=None,
+    significance: bool = False,
 ) -> list[Table]:
-    """Store, tables and heatmaps of `df` into `out`; prints every table (to stdout). Returns the tables."""
+    """Store, tables and heatmaps of `df` into `out`; prints every table (to stdout). Returns the tables.
+
+    With `significance`, each delta table gets paired-bootstrap intervals from the cells' items.npz and
+    a difference whose interval covers 0 is marked (mlsweep.results.tables.significance).
+    """
     out, stream = Path(out), stream or sys.stdout
     write_store(df, out)
     groups = _experiments(df)
@@ -75,19 +83,23 @@ def build_report(
             table_spec.metrics = list(metrics)
         folder = out / name if len(groups) > 1 else out
         folder.mkdir(parents=True, exist_ok=True)
-        for table in build_tables(sub.reset_index(drop=True), table_spec):
+        frame = sub.reset_index(drop=True)
+        for table in build_tables(frame, table_spec):
             deltas = [ref for ref in table_spec.delta if table.has_reference(ref)]
-            write_csv(table, folder, deltas)
-            text = to_markdown(table, with_sd, deltas)
+            sigs = {ref: intervals(table, table_spec, frame, ref) for ref in deltas} if significance else {}
+            main = sigs.get(deltas[0]) if deltas and sigs else None
+            write_csv(table, folder, deltas, sigs)
+            text = to_markdown(table, with_sd, deltas, sigs)
+            latex = to_latex(table, with_sd, main)
             (folder / f"{table.stem}.md").write_text(text, encoding="utf-8")
-            (folder / f"{table.stem}.tex").write_text(to_latex(table, with_sd), encoding="utf-8")
+            (folder / f"{table.stem}.tex").write_text(latex, encoding="utf-8")
             if heatmaps:
                 write_heatmap(table, folder / f"{table.stem}.png")
             md.append(text)
-            tex.append(to_latex(table, with_sd))
-            print("\n" + to_text(table, with_sd), file=stream)
+            tex.append(latex)
+            print("\n" + to_text(table, with_sd, main), file=stream)
             for ref in deltas if show_delta else ():
-                print(f"\nΔ % vs {ref}:\n{delta_markdown(table, ref)}", file=stream)
+                print(f"\nΔ % vs {ref}:\n{delta_markdown(table, ref, sigs.get(ref))}", file=stream)
             everything.append(table)
     (out / "tables.md").write_text("\n".join(md), encoding="utf-8")
     (out / "tables.tex").write_text("% needs \\usepackage{booktabs}\n" + "\n".join(tex), encoding="utf-8")
@@ -115,6 +127,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-sd", action="store_true", help="means only, without ± sd over seeds")
     ap.add_argument("--no-heatmap", action="store_true", help="skip the PNG heatmaps")
     ap.add_argument("--delta", action="store_true", help="also print the spec's percent-change tables")
+    ap.add_argument(
+        "--significance",
+        action="store_true",
+        help="95%% paired-bootstrap intervals on the percent-change tables (from each cell's items.npz); "
+        "differences whose interval covers 0 are marked †",
+    )
     args = ap.parse_args(argv)
     if args.wandb:
         if not args.group:
@@ -134,7 +152,9 @@ def main(argv: list[str] | None = None) -> None:
         spec = block.get("report", block)
     status = df["status"].value_counts().to_dict()
     print(f"{len(df)} cells: " + ", ".join(f"{n} {s}" for s, n in status.items()))
-    tables = build_report(df, out, spec, args.metric, not args.no_sd, not args.no_heatmap, args.delta)
+    tables = build_report(
+        df, out, spec, args.metric, not args.no_sd, not args.no_heatmap, args.delta, significance=args.significance
+    )
     kinds = ".md .csv .tex" + ("" if args.no_heatmap else " .png")
     print(
         f"\n{len(tables)} tables ({kinds} each; all in tables.md, tables.tex) and results.parquet/.csv written to {out}"

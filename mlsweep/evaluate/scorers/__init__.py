@@ -21,7 +21,8 @@ from mlsweep.registry import Registry
 class ScorerSpec:
     name: str
     source: SourceSpec  # default data source; eval.scorers.<name> replaces it
-    # (model, tokenizer, items source, language, batch size) -> metrics without the task suffix {"acc": ..., "n": ...}
+    # (model, tokenizer, items source, language, batch size) -> metrics without the task suffix {"acc": ..., "n": ...},
+    # plus "items": {metric: (item ids, 0/1 per item)} for the per-item file (mlsweep.results.items)
     score: Callable[..., dict[str, Any]]
     check: Callable[[Any, str], None]  # (source, language): data reachable offline
 

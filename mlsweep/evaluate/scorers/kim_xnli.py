@@ -59,12 +59,16 @@ def score(model, tokenizer, items: list[dict], batch_size: int = 32) -> dict[str
     ]
     lp = mean_logprobs(model, tokenizer, texts, batch_size).reshape(len(items), len(ANSWERS))
     gold = torch.tensor([int(it["label"]) for it in items])
-    return {"acc": float((lp.argmax(1) == gold).float().mean()), "n": len(items)}
+    correct = (lp.argmax(1) == gold).float()
+    return {"acc": float(correct.mean()), "n": len(items), "correct": correct.tolist()}
 
 
 def score_language(model, tokenizer, source, lang: str, batch_size: int) -> dict[str, Any]:
-    """Accuracy on the seeded subset of the language's test split."""
-    return score(model, tokenizer, subset(source.records(lang, "test")), batch_size)
+    """Accuracy on the seeded subset of the language's test split; items by their index in the split."""
+    records = source.records(lang, "test")
+    picked = subset(list(range(len(records))))
+    res = score(model, tokenizer, [records[i] for i in picked], batch_size)
+    return {**res, "items": {"acc": (picked, res.pop("correct"))}}
 
 
 def check(source, lang: str) -> None:

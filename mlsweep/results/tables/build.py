@@ -49,6 +49,7 @@ class Table:
     average_columns: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     experiment: str = ""
+    members: dict[str, list] = field(default_factory=dict)  # row label -> the frame's indices of its cells
 
     @property
     def title(self) -> str:
@@ -88,15 +89,18 @@ class Table:
         values = self.done()
         out = pd.DataFrame(math.nan, index=self.body, columns=self.mean.columns)
         for label in self.body:
-            if ref in self.baselines:
-                other = self.baselines[ref]
-            else:
-                axis, value = ref.split("=", 1)
-                want = {**self.row_values[label], axis: value}
-                other = next((r for r, v in self.row_values.items() if v == want), None)
+            other = self.reference_row(label, ref)
             if other is not None:
                 out.loc[label] = (values.loc[label] / values.loc[other] - 1) * 100
         return out
+
+    def reference_row(self, label: str, ref: str):
+        """The row a body row is compared with for `ref` (a baseline, or axis=value), or None."""
+        if ref in self.baselines:
+            return self.baselines[ref]
+        axis, value = ref.split("=", 1)
+        want = {**self.row_values[label], axis: value}
+        return next((r for r, v in self.row_values.items() if v == want), None)
 
     def cells(self, stat: str = "mean") -> pd.DataFrame:
         """Floats where done, else the status text ('failed', 'missing'): one object per cell."""
@@ -204,7 +208,7 @@ def build_tables(df: pd.DataFrame, spec: TableSpec) -> list[Table]:
 
 
 def _row_label(spec: TableSpec, rows: list[str], extras: list[str], key: tuple) -> str:
-    label = ", ".join(spec.label(a, v) for a, v in zip(rows, key))
+    label = spec.row_label(rows, list(key[: len(rows)]))
     more = [v if a == "calib_languages" else f"{a}={v}" for a, v in zip(extras, key[len(rows) :])]
     return f"{label} [{', '.join(more)}]" if more else label
 
@@ -244,13 +248,16 @@ def _metric_tables(df, ax, is_base, extras, spec: TableSpec, metric: str, cols: 
     tables = []
     for tkey in keys:
         rows, meta, baselines, notes = {}, {}, {}, []  # label -> (mean, sd, status, n); label -> axes
+        members = {}
         for flt in spec.baselines:
             label = spec.baseline_label(flt)
             baselines[spec_label(flt)] = label
-            rows[label] = _aggregate(df, values, _baseline_index(ax, is_base, cells, flt, spec, tkey))
+            members[label] = list(_baseline_index(ax, is_base, cells, flt, spec, tkey))
+            rows[label] = _aggregate(df, values, pd.Index(members[label]))
         for rkey in _sorted_keys(list(expected[tkey]), row_axes, spec, cols):
             label = _row_label(spec, spec.rows, extras, rkey)
-            rows[label] = _aggregate(df, values, pd.Index(by_table[tkey].get(rkey, [])))
+            members[label] = list(by_table[tkey].get(rkey, []))
+            rows[label] = _aggregate(df, values, pd.Index(members[label]))
             meta[label] = dict(zip(row_axes, rkey))
         index, columns = list(rows), list(values.columns)
         n = pd.Series([r[3] for r in rows.values()], index=index)
@@ -272,6 +279,7 @@ def _metric_tables(df, ax, is_base, extras, spec: TableSpec, metric: str, cols: 
                 experiment=axis_str(df.at[0, "experiment"])
                 if "experiment" in df and df["experiment"].nunique() == 1
                 else "",
+                members=members,
             )
         )
     return tables

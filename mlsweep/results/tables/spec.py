@@ -11,6 +11,7 @@
       delta: [dense, calib=en]        # percent-change tables: vs a baseline row, vs the row with axis=value
       order: {calib: [en, zh]}        # row order per axis (default: languages in column order, then sorted)
       labels: {pruner: {wanda: Wanda}}   # display names of axis values
+      attach: [reading]               # row axes shown in parentheses after the label ("M-Wanda (reading: ...)")
       better: {acc_lang: higher}      # which end is best, per metric (default: acc* higher, else lower)
 
 Which spec a report uses: the experiment file in this checkout (tables are
@@ -56,6 +57,7 @@ class TableSpec:
     order: dict[str, list[str]] = field(default_factory=dict)
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
     better: dict[str, str] = field(default_factory=dict)
+    attach: list[str] = field(default_factory=list)
 
     def higher_is_better(self, metric: str) -> bool:
         return self.better.get(metric, "higher" if metric.startswith("acc") else "lower") == "higher"
@@ -65,7 +67,13 @@ class TableSpec:
         return str(self.labels.get(axis, {}).get(value, "(none)" if value == "-" else value))
 
     def baseline_label(self, flt: dict[str, str]) -> str:
-        return ", ".join(self.label(a, v) for a, v in flt.items())
+        return self.row_label(list(flt), list(flt.values()))
+
+    def row_label(self, axes: list[str], values: list[str]) -> str:
+        """Labels joined by ', '; `attach` axes in parentheses after them, left out where '-' (not applicable)."""
+        main = [self.label(a, v) for a, v in zip(axes, values) if a not in self.attach]
+        extra = [f"{a}: {self.label(a, v)}" for a, v in zip(axes, values) if a in self.attach and v != "-"]
+        return ", ".join(main) + (f" ({'; '.join(extra)})" if extra else "")
 
 
 KEYS = (
@@ -80,6 +88,7 @@ KEYS = (
     "order",
     "labels",
     "better",
+    "attach",
 )
 
 
@@ -136,6 +145,7 @@ def parse_spec(block: dict[str, Any] | None) -> TableSpec:
             str(k): {str(a): str(b) for a, b in (vs or {}).items()} for k, vs in (block.get("labels") or {}).items()
         },
         better=better,
+        attach=[str(a) for a in _as_list(block.get("attach"))],
     )
 
 
