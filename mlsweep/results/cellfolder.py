@@ -3,7 +3,8 @@
 - result.json: the row, written atomically when the cell ends (`done` or `failed`);
 - running.json: present while the cell runs (host, pid, SLURM job id), so a
   cell killed mid-way is never mistaken for a finished one;
-- attempts/<n>.json: earlier failed rows, kept when the cell runs again.
+- attempts/<n>.json: earlier failed rows, kept when the cell runs again;
+- items.npz: the per-item results behind the row's metrics (mlsweep.results.items).
 """
 
 from __future__ import annotations
