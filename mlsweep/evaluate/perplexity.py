@@ -59,8 +59,8 @@ def perplexity(
     for s in range(0, wins.shape[0], batch_size):
         batch = wins[s : s + batch_size].to(device)
         logits = model(input_ids=batch, use_cache=False).logits.float()  # (b, seqlen, vocab)
-        loss = F.cross_entropy(logits[:, :-1].transpose(1, 2), batch[:, 1:], reduction="none")  # (b, seqlen - 1)
-        per_window += loss.double().sum(1).tolist()  # kept per window for paired bootstrap intervals
+        flat = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1), reduction="none")
+        per_window += flat.reshape(batch.shape[0], -1).double().sum(1).tolist()  # per window: bootstrap intervals
     nll, scored = math.fsum(per_window), [seqlen - 1] * len(per_window)
     tokens = sum(scored)
     return PerplexityResult(
