@@ -39,17 +39,16 @@ def mean_ppl(df: pd.DataFrame, lang: str, **axes) -> float:
     return float(sel[f"ppl/{lang}"].mean())
 
 
-def line(name: str, parts, row, ref, better_if_negative=True) -> str:
+def line(name: str, parts, row, ref) -> str:
+    """One finding, row vs ref: holds (interval below 0: lower perplexity), reversed, or not shown."""
     got = paired_interval(parts, row, ref)
-    holds = got.high < 0 if better_if_negative else got.low > 0
-    return (
-        f"| {name} | {got.estimate:+.1f}% | [{got.low:+.1f}, {got.high:+.1f}] | {'holds' if holds else 'not shown'} |"
-    )
+    verdict = "holds" if got.high < 0 else ("reversed" if got.low > 0 else "not shown (covers 0)")
+    return f"| {name} | {got.estimate:+.1f}% | [{got.low:+.1f}, {got.high:+.1f}] | {verdict} |"
 
 
 def lang_calib(df: pd.DataFrame) -> list[str]:
     out = ["| finding | Δ ppl | 95% interval | |", "|---|---|---|---|"]
-    for pruner in ("wanda", "sparsegpt"):
+    for pruner in [p for p in ("wanda", "sparsegpt") if (df["pruner"] == p).any()]:
         for s in (0.5, 0.7):
             axes = dict(pruner=pruner, sparsity_target=s)
             for lang in LANGS:
