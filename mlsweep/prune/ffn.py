@@ -22,7 +22,6 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-
 _NOT_ACTIVATIONS = (nn.Linear, nn.Dropout, nn.Identity, nn.Softmax)
 
 # (name of the linear that reads the neurons, the activation's output) -> None

@@ -61,7 +61,9 @@ def correlation_scores(model: nn.Module, batches: list, opts: LoopOptions, param
         batches,
         opts,
         LanguageStats,
-        lambda _i, matrices, stats: scores.append(d(cross_language_correlation([stats[n].n().sqrt() for n in matrices]))),
+        lambda _i, matrices, stats: scores.append(
+            d(cross_language_correlation([stats[n].n().sqrt() for n in matrices]))
+        ),
     )
     return scores
 
