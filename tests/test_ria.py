@@ -6,7 +6,7 @@ from helpers import tiny_config
 from transformers import AutoModelForCausalLM
 
 from mlsweep.prune import prune_model
-from mlsweep.prune.arch import find_blocks, find_linears
+from mlsweep.prune.arch import find_blocks, find_matrices
 from mlsweep.prune.pruners import ria
 
 
@@ -47,7 +47,7 @@ def calib(n=8):
 
 
 def down_proj_inputs(model, rows):
-    lin = find_linears(find_blocks(model)[0])["mlp.down_proj"]
+    lin = find_matrices(find_blocks(model)[0])["mlp.down_proj"].owner
     seen = []
     h = lin.register_forward_hook(lambda _m, inp, _o: seen.append(inp[0].detach().reshape(-1, inp[0].shape[-1])))
     with torch.no_grad():
