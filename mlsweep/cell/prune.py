@@ -79,10 +79,12 @@ def prune_and_evaluate(
     with ExitStack() as stack:
         with progress.stage("place"):
             model = stack.enter_context(placed(spec, model, folder, device, progress.out_dir))
-        return {**out, **_check_and_evaluate(spec, p, model, report, calib, tokenizer, progress, log)}
+        return {**out, **_check_and_evaluate(spec, p, model, report, calib, tokenizer, progress, log, items)}
 
 
-def _check_and_evaluate(spec: CellSpec, p: Pass, model, report, calib, tokenizer, progress: Progress, log: Log):
+def _check_and_evaluate(
+    spec: CellSpec, p: Pass, model, report, calib, tokenizer, progress: Progress, log: Log, items: Optional[Items]
+):
     out: dict[str, Any] = {}
     out.update(
         {

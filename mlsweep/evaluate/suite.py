@@ -180,7 +180,9 @@ def evaluate(
     """
     out: dict[str, Any] = {}
     for corpus in suite.corpora:
-        out.update(perplexities(model, tokenizer, corpus, suite.seqlen, suite.batch_size, calib_hashes, on_metrics, items))
+        out.update(
+            perplexities(model, tokenizer, corpus, suite.seqlen, suite.batch_size, calib_hashes, on_metrics, items)
+        )
     flat: dict[str, Any] = {}
     harness = harness_tasks(suite) if suite.tasks else []
     if harness:

@@ -16,7 +16,7 @@ from typing import Optional
 
 import pandas as pd
 
-from mlsweep.data.languages import LANGS
+from mlsweep.evaluate.tasklist import task_language
 from mlsweep.results.bootstrap import N_BOOT, SEED, Parts, full_sample, paired_interval
 from mlsweep.results.items import Items, load_items
 from mlsweep.results.tables.build import Table
@@ -43,21 +43,23 @@ class Significance:
         )
 
 
-def _leaf(metric: str, x: str, keys: set[str]) -> Optional[list[str]]:
-    """The item keys behind one `<metric>/<x>` column: itself, or a language's tasks for acc_lang."""
+def _leaf(metric: str, x: str, keys: set[str], languages: tuple[str, ...]) -> Optional[list[str]]:
+    """The item keys behind one `<metric>/<x>` column: itself, or a language's tasks for acc_lang
+    (the tasks the row's acc_lang averaged, mlsweep.evaluate.suite.language_means)."""
     if metric == "acc_lang":
-        tasks = sorted(k for k in keys if k.startswith("acc/") and "_" in k and k.rsplit("_", 1)[-1] == x)
-        return tasks if x in LANGS and tasks else None
+        tasks = sorted(k for k in keys if k.startswith("acc/") and task_language(k[4:], languages) == x)
+        return tasks or None
     return [f"{metric}/{x}"] if f"{metric}/{x}" in keys else None
 
 
 def column_parts(table: Table, spec: TableSpec, column: str, keys: set[str]) -> Optional[Parts]:
     averages = {a.label: a for a in spec.average}
+    languages = tuple(c for c in table.mean.columns if c not in averages)
     if column not in averages:
-        leaf = _leaf(table.metric, column, keys)
+        leaf = _leaf(table.metric, column, keys, languages)
         return [leaf] if leaf else None
     cols = [c for c in table.mean.columns if c not in averages and c not in averages[column].exclude]
-    parts = [_leaf(table.metric, c, keys) for c in cols]
+    parts = [_leaf(table.metric, c, keys, languages) for c in cols]
     return None if any(p is None for p in parts) or not parts else parts
 
 
