@@ -1,6 +1,6 @@
 """Per-item results of a cell: what lets a table recompute a cell's number on resampled items.
 
-`<cell>/items.npz` (numpy, compressed; a few KB on the testbed) is written with
+`<cell>/items.npz` (numpy, compressed; 8.7 KB for the testbed's seven languages) is written with
 the row, one array per (row key, field), named `<row key>|<field>`:
 - `ppl/<lang>|nll`, `ppl/<lang>|tokens` (and `ppl_<corpus>/<lang>|...`): each
   perplexity window's summed NLL in nats (float64) and its scored tokens,
