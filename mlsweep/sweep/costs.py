@@ -298,7 +298,3 @@ def cell_cost(spec: CellSpec, gpu_mem_gb: float = GPU_MEMORY_GB, tasks: Optional
         spread=model.device_map is not None,
         gpu_mem_gb=gpu_mem_gb,
     )
-
-
-def fmt_hours(hours: float) -> str:
-    return f"{hours * 60:.1f} min" if hours < 1 else f"{hours:.2f} h"

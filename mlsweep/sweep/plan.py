@@ -8,10 +8,15 @@ from typing import Any
 
 from mlsweep.config.validate import NOT_HERE
 from mlsweep.evaluate.tasklist import count_tasks
-from mlsweep.sweep.costs import GPU_MEMORY_GB, cell_cost, fmt_hours
+from mlsweep.sweep.costs import GPU_MEMORY_GB, cell_cost
 from mlsweep.sweep.lifecycle import scan, still_active
 from mlsweep.sweep.resources import check_rules, resources_for
 from mlsweep.sweep.sweeper import Cell, Invalid, folder_label
+
+
+def fmt_hours(hours: float) -> str:
+    """GPU time as a reader wants it: minutes under an hour, hours above."""
+    return f"{hours * 60:.1f} min" if hours < 1 else f"{hours:.2f} h"
 
 
 def _short(error: str, width: int = 200) -> str:
