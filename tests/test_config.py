@@ -84,6 +84,9 @@ def test_unknown_pruner_on_the_cli_says_did_you_mean():
         ("calib.languages=[xx]", "calib.languages"),
         ("eval.languages=[aa,zz]", "eval.languages"),
         ("calib.nsamples=0", "calib.nsamples"),
+        ("calib.shots=0", "calib.shots=0: must be a positive number"),
+        ("calib.shots=-1", "calib.shots=-1: must be a positive number"),
+        ("calib.languages=[aa,bb,cc] calib.nsamples=2", "calib.nsamples=2: fewer windows than calib.languages (3"),
         ("model.seqlen=4096", "model.seqlen"),
         ("model.path=/nonexistent/model", "model.path"),
         ("calib.split=test", "calib.split"),
@@ -100,7 +103,7 @@ def test_unknown_pruner_on_the_cli_says_did_you_mean():
     ],
 )
 def test_bad_input_is_rejected_before_weights_are_loaded(tmp_path, tiny_overrides, override, field):
-    cfg = compose_cfg(tiny_overrides + [override])
+    cfg = compose_cfg(tiny_overrides + override.split())
     row = run_config(cfg, tmp_path)
     assert row["status"] == "failed"
     assert field in row["error"], row["error"]

@@ -198,6 +198,7 @@ def calib_request(node: Mapping[str, Any], model: ModelSpec) -> CalibRequest:
     FORMATS.get(node["format"])
     if node["seqlen"] is not None and node["seqlen"] <= 1:
         raise ConfigError(f"calib.seqlen={node['seqlen']}: must be at least 2")
+    _check_calib_counts(node)
     return CalibRequest(
         name=node["name"],
         mix=node["mix"],
@@ -217,3 +218,17 @@ def calib_request(node: Mapping[str, Any], model: ModelSpec) -> CalibRequest:
         code_source=source_spec(node["code_source"]),
         code_nsamples=node["code_nsamples"],
     )
+
+
+def _check_calib_counts(node: Mapping[str, Any]) -> None:
+    """Counts a mix or a prompt format would take silently: a listed language with no window, no shots."""
+    if node["shots"] < 1:
+        raise ConfigError(
+            f"calib.shots={node['shots']}: must be a positive number of in-context examples per prompt (default 4)"
+        )
+    languages = list(node["languages"])
+    if not MIXES.get(node["mix"]).per_eval_language and 0 < node["nsamples"] < len(languages):
+        raise ConfigError(
+            f"calib.nsamples={node['nsamples']}: fewer windows than calib.languages ({len(languages)}: "
+            f"{', '.join(languages)}), so some languages would get none; raise calib.nsamples or list fewer languages"
+        )
