@@ -137,3 +137,21 @@ def test_a_killed_cell_shows_as_killed_and_is_run_again(tmp_path):
     (row,) = [json.loads(p.read_text()) for p in sweep.rglob("result.json")]
     assert row["status"] == "done" and not list(sweep.rglob(MARKER_FILE))
     assert row["resumed_blocks"][:1] == [0] and "restored from the cell's checkpoint" in rerun.stderr
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_rows_plans_markers_and_items_follow_the_umask(tmp_path, tiny_overrides, umask):
+    """On a shared sweep folder a colleague must read what a cell wrote (mkstemp alone gives 0600)."""
+    old = os.umask(umask)
+    try:
+        row = run_config(compose_cfg(tiny_overrides + ["pruner=wanda"]), tmp_path / "cell")
+        write_plan(tmp_path, [{"cell_id": row["cell_id"]}])
+        atomic_write_json(tmp_path / "cell2" / MARKER_FILE, {"pid": os.getpid()})
+    finally:
+        os.umask(old)
+    assert row["status"] == "done", row.get("error")
+    want = 0o666 & ~umask
+    for path in [tmp_path / "cell" / "result.json", tmp_path / "cell" / "items.npz", tmp_path / "plan.json"]:
+        assert path.exists(), path
+        assert path.stat().st_mode & 0o777 == want, (path.name, oct(path.stat().st_mode & 0o777), oct(want))
+    assert (tmp_path / "cell2" / MARKER_FILE).stat().st_mode & 0o777 == want

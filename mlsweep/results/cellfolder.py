@@ -20,6 +20,19 @@ MARKER_FILE = "running.json"
 ATTEMPTS_DIR = "attempts"
 
 
+def umask_mode() -> int:
+    """The mode a plain `open()` would give a new file (0o666 under the umask).
+
+    `mkstemp` creates its file 0600 whatever the umask, which on a shared sweep
+    folder hides every row from colleagues (their `mlsweep status` would see
+    `todo` and their relaunch recompute). The umask is read by setting it and
+    restoring it at once.
+    """
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     """Write to a temp file in the same folder, fsync, then rename over `path`.
 
@@ -30,6 +43,7 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, umask_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(obj, fh, indent=1, sort_keys=False, ensure_ascii=False, default=str)
             fh.flush()

@@ -22,6 +22,8 @@ from typing import Optional
 
 import numpy as np
 
+from mlsweep.results.cellfolder import umask_mode
+
 ITEMS_FILE = "items.npz"
 SEP = "|"  # between the row key and the field in an array's name
 
@@ -48,6 +50,7 @@ def save_items(path: Path, items: Mapping[str, Mapping[str, np.ndarray]]) -> Non
     arrays = {f"{key}{SEP}{field}": np.asarray(a) for key, fields in items.items() for field, a in fields.items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, umask_mode())  # readable by whoever the umask lets read the row beside it
         with os.fdopen(fd, "wb") as fh:
             np.savez_compressed(fh, **arrays)
         os.replace(tmp, path)
