@@ -104,3 +104,25 @@ def test_weighted_mix(tmp_path, tiny_overrides):
     )
     assert row["status"] == "done", row["error"]
     assert row["calib_count/aa"] == 3 and row["calib_count/bb"] == 1
+
+
+def test_a_model_with_nan_weights_fails_its_cell_naming_the_metric(tmp_path, tiny_model, tiny_overrides):
+    """NaN norm weights give NaN perplexities: the row must be `failed`, never a `done` row a table averages."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "nan_model"
+    shutil.copytree(tiny_model, broken)
+    weights = load_file(broken / "model.safetensors")
+    norms = [k for k in weights if k.endswith("norm.weight")]
+    assert norms, "the tiny model has RMSNorm weights"
+    for k in norms:
+        weights[k] = torch.full_like(weights[k], float("nan"))
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    overrides = [o for o in tiny_overrides if not o.startswith("model.path=")] + [f"model.path={broken}"]
+    row = run_config(compose_cfg(overrides + ["pruner=magnitude", "calib=en"]), tmp_path / "cell")
+    assert row["status"] == "failed", row
+    assert "metrics not finite" in row["error"] and "ppl/aa=nan" in row["error"], row["error"]
+    assert json.loads((tmp_path / "cell" / "result.json").read_text())["status"] == "failed"

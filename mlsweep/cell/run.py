@@ -9,6 +9,7 @@ become a CellSpec is recorded the same way by `run_invalid`.
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 import shutil
@@ -121,10 +122,33 @@ def _run_cell(spec: CellSpec, out_dir: Path, label: str, tracker: tracking.Guard
             validate(spec)
         _start_tracker(spec, out_dir, label, tracker)
         row.update(_execute(spec, progress, tracker))
+        _check_finite(row)
         row["status"] = "done"
     except Exception as e:  # the row records it; the sweep goes on
         _record_failure(row, e, progress)
     return _finish(row, progress, spec.config, started)
+
+
+METRIC_HEADS = ("ppl", "bpb", "bpc", "acc", "acc_norm", "acc_lang", "sparsity_measured")
+
+
+def _check_finite(row: dict[str, Any]) -> None:
+    """A metric that cannot be right (NaN, infinity) fails the cell instead of reaching a table.
+
+    NaN weights (a broken checkpoint, an fp16 overflow) give NaN perplexities
+    that a mean over languages would spread silently; standard errors are not
+    checked, lm-eval reports NaN for them legitimately on one item.
+    """
+    bad = [
+        f"{k}={v}"
+        for k, v in row.items()
+        if isinstance(v, float) and (k.split("/")[0] in METRIC_HEADS or k.startswith("ppl_")) and not math.isfinite(v)
+    ]
+    if bad:
+        raise FloatingPointError(
+            f"metrics not finite: {', '.join(bad[:8])}{' ...' if len(bad) > 8 else ''} "
+            "(check the model's weights and model.dtype)"
+        )
 
 
 def _start_tracker(spec: CellSpec, out_dir: Path, label: str, into: tracking.Guarded) -> None:
