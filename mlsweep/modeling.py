@@ -1,12 +1,14 @@
 """Loading a causal LM and its tokenizer with transformers, and what we need to know before.
 
 `load_config` and `context_length` read only the model's config (no weights),
-so that bad input fails before anything expensive: a missing local folder, or
-a seqlen longer than the model's context (mlsweep.config.validate).
+and `check_weight_files` only the safetensors headers, so that bad input fails
+before anything expensive: a missing local folder, a seqlen longer than the
+model's context, a truncated weight file (mlsweep.config.validate).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Optional
@@ -49,6 +51,48 @@ def files_here(path: str, revision: Optional[str] = None) -> bool:
     from huggingface_hub import try_to_load_from_cache  # noqa: PLC0415 (only for hub models)
 
     return isinstance(try_to_load_from_cache(path, "config.json", revision=revision), str)
+
+
+def check_weight_files(path: str, revision: Optional[str] = None) -> None:
+    """Every `*.safetensors` file of a model on this machine is whole; ValueError naming the file if not.
+
+    Only the 8-byte header length and the JSON header are read, never the
+    weights: a truncated download would otherwise fail as a bare
+    SafetensorError when the weights load. A hub model not fully in the
+    cache is left to the loader, which says how to get it.
+    """
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        try:
+            folder = Path(local_folder(path, revision))
+        except ValueError:
+            return
+    for file in sorted(folder.glob("*.safetensors")):
+        problem = _safetensors_problem(file)
+        if problem:
+            raise ValueError(f"model.path={path}: weight file {file} {problem}; copy or download it again")
+
+
+def _safetensors_problem(file: Path) -> Optional[str]:
+    """What is wrong with a safetensors file's framing (header length, JSON header, declared sizes), or None."""
+    size = file.stat().st_size
+    with open(file, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            return f"is truncated: {size} bytes, fewer than the 8 of its header length"
+        n = int.from_bytes(head, "little")
+        if 8 + n > size:
+            return f"is truncated: its header declares {8 + n} bytes of header, the file holds {size}"
+        try:
+            header = json.loads(fh.read(n))
+        except (ValueError, UnicodeDecodeError):
+            return "has no JSON header: not a safetensors file"
+    if not isinstance(header, dict):
+        return "has no JSON header: not a safetensors file"
+    ends = [v.get("data_offsets", [0, 0])[-1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
+    if 8 + n + max(ends, default=0) > size:
+        return f"is truncated: its header declares {8 + n + max(ends)} bytes, the file holds {size}"
+    return None
 
 
 def context_length(config) -> Optional[int]:

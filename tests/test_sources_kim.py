@@ -56,7 +56,8 @@ def test_a_cell_calibrates_and_evaluates_from_hf_sources(tmp_path, tiny_override
     row = run_config(cfg, tmp_path)
     assert row["status"] == "done", row["error"]
     assert row["calib_count/de"] == 2 and row["calib_count/sw"] == 2
-    assert math.isfinite(row["ppl_hf/de"]) and math.isfinite(row["ppl_hf_bpb/swh_Latn"])
+    assert math.isfinite(row["ppl_hf/de"]) and math.isfinite(row["ppl_hf_bpb/sw"])  # swh_Latn: canonical sw
+    assert not any(k.endswith("/swh_Latn") for k in row)
     assert row["ppl_hf_tokens/de"] > 0
 
 

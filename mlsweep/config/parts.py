@@ -3,11 +3,14 @@
 Each `*_spec(node)` takes one section of the plain (resolved) config and
 returns its frozen dataclass, checking the values that need no disk and
 raising ConfigError naming the field; mlsweep.config.spec assembles them
-into a CellSpec.
+into a CellSpec. Language codes leave here canonical (`hin_Deva`, `hin` ->
+`hi`; mlsweep.data.languages), so every key, pass label and table that
+derives from them has one spelling per language; the config keeps the typed one.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
@@ -15,6 +18,7 @@ from typing import Any, Optional
 from mlsweep.config.errors import ConfigError
 from mlsweep.data.calibration import CalibRequest
 from mlsweep.data.formats import FORMATS
+from mlsweep.data.languages import canonical
 from mlsweep.data.mixes import MIXES
 from mlsweep.data.sources import SourceSpec
 from mlsweep.devicemap import check_device_map, parse_max_memory
@@ -73,6 +77,10 @@ class RuntimeSpec:
     save_masks: bool = False
     checkpoint_blocks: Optional[bool] = None
 
+    def __post_init__(self) -> None:
+        if self.threads < 0:
+            raise ConfigError(f"runtime.threads={self.threads}: a count of torch threads, or 0 for all the job's cores")
+
 
 @dataclass(frozen=True)
 class LoggerSpec:
@@ -93,11 +101,16 @@ def source_spec(node: Mapping[str, Any]) -> SourceSpec:
     return SourceSpec(**{k: node.get(k) for k in ("name", "path", "dataset", "config", "text_field", "data_files")})
 
 
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")  # where a cell computes (auto: the GPU if there is one)
+
+
 def model_spec(node: Mapping[str, Any]) -> ModelSpec:
     if node["dtype"] not in DTYPES:
         raise ConfigError(f"model.dtype={node['dtype']!r}: allowed values are {', '.join(DTYPES)}")
     if node["seqlen"] <= 1:
         raise ConfigError(f"model.seqlen={node['seqlen']}: must be at least 2")
+    if not DEVICE.fullmatch(str(node["device"])):
+        raise ConfigError(f"model.device={node['device']!r}: allowed values are auto, cpu, cuda, cuda:<index>, mps")
     return ModelSpec(
         **{
             k: node[k]
@@ -135,14 +148,19 @@ def suite_spec(node: Mapping[str, Any], model: ModelSpec) -> SuiteSpec:
         raise ConfigError(f"eval.seqlen={node['seqlen']}: must be at least 2")
     _check_eval_counts(node)
     corpora = [
-        CorpusSpec("ppl", source_spec(node["source"]), node["split"], tuple(node["languages"]), node["max_windows"])
+        CorpusSpec(
+            "ppl",
+            source_spec(node["source"]),
+            node["split"],
+            canonical_languages("eval.languages", node["languages"]),
+            node["max_windows"],
+        )
     ]
     for i, c in enumerate(node["corpora"]):
         if not c["key"].startswith("ppl_"):
             raise ConfigError(f"eval.corpora[{i}].key={c['key']!r}: must start with 'ppl_' (e.g. ppl_xlsum)")
-        corpora.append(
-            CorpusSpec(c["key"], source_spec(c["source"]), c["split"], tuple(c["languages"]), c["max_windows"])
-        )
+        langs = canonical_languages(f"eval.corpora[{i}].languages", c["languages"])
+        corpora.append(CorpusSpec(c["key"], source_spec(c["source"]), c["split"], langs, c["max_windows"]))
     return SuiteSpec(
         name=node["name"],
         corpora=tuple(corpora),
@@ -202,22 +220,46 @@ def calib_request(node: Mapping[str, Any], model: ModelSpec) -> CalibRequest:
     return CalibRequest(
         name=node["name"],
         mix=node["mix"],
-        languages=tuple(node["languages"]),
+        languages=canonical_languages("calib.languages", node["languages"]),
         source=source_spec(node["source"]),
         split=node["split"],
         nsamples=node["nsamples"],
         seqlen=node["seqlen"] or model.seqlen,
         seed=node["seed"],
         family=model.family,
-        weights=dict(node["weights"] or {}),
+        weights=canonical_weights(node["weights"] or {}),
         format=node["format"],
         shots=node["shots"],
-        pivot=node["pivot"],
+        pivot=canonical(node["pivot"]),
         direction=node["direction"],
         mask_pad_in_stats=node["mask_pad_in_stats"],
         code_source=source_spec(node["code_source"]),
         code_nsamples=node["code_nsamples"],
     )
+
+
+def canonical_languages(field: str, codes: Any) -> tuple[str, ...]:
+    """The canonical codes of a language list; two spellings of one language (`[hi, hin_Deva]`) are refused."""
+    out: dict[str, str] = {}
+    for code in codes:
+        code = str(code)
+        if canonical(code) in out:
+            raise ConfigError(
+                f"{field}: {out[canonical(code)]!r} and {code!r} name the same language "
+                f"({canonical(code)}); list it once"
+            )
+        out[canonical(code)] = code
+    return tuple(out)
+
+
+def canonical_weights(weights: Mapping[str, Any]) -> dict[str, float]:
+    """calib.weights keyed by canonical code, like calib.languages (`{swh: 0.5}` weighs `sw`)."""
+    out: dict[str, float] = {}
+    for code, weight in weights.items():
+        if canonical(code) in out:
+            raise ConfigError(f"calib.weights: two keys name the language {canonical(code)}; give it one weight")
+        out[canonical(code)] = weight
+    return out
 
 
 def _check_calib_counts(node: Mapping[str, Any]) -> None:

@@ -141,6 +141,20 @@ def _check_masks(runtime: RuntimeSpec, engine: EngineSettings, model: ModelSpec)
         )
 
 
+def _canonical_codes(cfg: Mapping[str, Any], calib: Optional[CalibRequest], suite: SuiteSpec) -> dict[str, Any]:
+    """The resolved config with its language codes canonical, as the spec holds them: `hin_Deva` and
+    `hi` are one computation, so one cell id (a config typed in canonical codes keeps its id)."""
+    out = dict(cfg)
+    out["eval"] = dict(cfg["eval"], languages=list(suite.corpora[0].languages))
+    out["eval"]["corpora"] = [
+        dict(c, languages=list(spec.languages)) for c, spec in zip(cfg["eval"]["corpora"], suite.corpora[1:])
+    ]
+    if calib is not None:
+        out["calib"] = dict(cfg["calib"], languages=list(calib.languages), weights=dict(calib.weights))
+        out["calib"]["pivot"] = calib.pivot
+    return out
+
+
 def _build(cfg: Mapping[str, Any], raw: Mapping[str, Any]) -> CellSpec:
     model = model_spec(cfg["model"])
     pruner = get_pruner(cfg["pruner"]["name"])
@@ -174,7 +188,7 @@ def _build(cfg: Mapping[str, Any], raw: Mapping[str, Any]) -> CellSpec:
         experiment=cfg["name"],
         seed=cfg["seed"],
         axes=axes,
-        cell_id=cell_id(axes, cfg, raw, target is not None, calibrated, alloc_values),
+        cell_id=cell_id(axes, _canonical_codes(cfg, calib, suite), raw, target is not None, calibrated, alloc_values),
         model=model,
         pruner=pruner,
         params=params,

@@ -89,3 +89,30 @@ def normalize(code: str, field: str = "language", extra: tuple[str, ...] = ()) -
         f"{field}: unknown language code {code!r}.{hint} Use ISO 639-1 (de), 639-3 (deu) or "
         f"FLORES (deu_Latn); known: {', '.join(known)}"
     )
+
+
+def canonical(code: str) -> str:
+    """The canonical code of a known spelling (`hin_Deva`, `hin` -> `hi`), else `code` as typed.
+
+    Result keys, pass labels and tables use it, so one language is one column
+    whatever spelling the config typed; a code the table does not know (a
+    corpus's own, a toy language of the tests) stays as it is.
+    """
+    return lookup(code) or code
+
+
+def spellings(codes: list[str]) -> list[str]:
+    """Every spelling of `codes` (ISO 639-1, 639-3, FLORES), so a did-you-mean finds `deu_Latn` for `deu_Latm`."""
+    out = list(codes)
+    for code in codes:
+        lang = LANGS.get(lookup(code) or "")
+        out += [s for s in (lang.iso3, lang.flores) if s] if lang else []
+    return list(dict.fromkeys(out))
+
+
+def same_language(code: str, known: list[str]) -> list[str]:
+    """The codes of `known` that name the language `code` names: itself, else those of equal canonical code."""
+    if code in known:
+        return [code]
+    target = lookup(code)
+    return [] if target is None else [k for k in known if lookup(k) == target]

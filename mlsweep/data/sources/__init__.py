@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional, Protocol
 
-from mlsweep.data.languages import normalize
+from mlsweep.data.languages import same_language, spellings
 from mlsweep.registry import Registry, suggest
 
 # What prompts call a language when the source has no names of its own (Kim et al. write English names).
@@ -79,10 +79,20 @@ def check_languages(field: str, langs: list[str], source: TextSource) -> None:
     if not langs:
         raise ValueError(f"{field}: empty; choose from {known}")
     for lang in langs:
-        if lang not in known and source.normalizes_codes:
-            lang = normalize(lang, field, extra=tuple(known))
-        if lang not in known:
+        same = same_language(lang, known) if source.normalizes_codes else [lang] if lang in known else []
+        if len(same) > 1:
             raise ValueError(
-                f"{field}: language {lang!r} is unknown to source {source.name!r}.{suggest(lang, known)} "
+                f"{field}: language {lang!r} is spelt {len(same)} ways in source {source.name!r} "
+                f"({', '.join(same)}); keep one of them"
+            )
+        if not same:
+            raise ValueError(
+                f"{field}: language {lang!r} is unknown to source {source.name!r}.{suggest(lang, spellings(known))} "
                 f"Known: {', '.join(known)}"
             )
+
+
+def source_code(lang: str, source: TextSource) -> str:
+    """The source's own spelling of `lang` (a folder `deu_Latn` for `de`); `lang` itself if it has none."""
+    same = same_language(lang, source.languages()) if source.normalizes_codes else []
+    return same[0] if len(same) == 1 else lang
