@@ -16,11 +16,13 @@ Two sources give the same frame:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pandas as pd
 
@@ -30,9 +32,49 @@ from mlsweep.results.cellfolder import RESULT_FILE, read_row
 _WANDB_STATES = {"finished": "done", "failed": "failed", "crashed": "failed", "killed": "failed"}
 
 
+# Config parts that say where, how fast or under which seed a cell computes, not what (the cell id's
+# exclusions in mlsweep.config.identity, plus the seeds; a W&B run config also holds the axes, calib_seed
+# among them): two cells equal in everything else are seeds of one table cell.
+NOT_DEFINING = ("seed", "calib_seed", "logger", "runtime", "report", "hydra")
+NOT_DEFINING_IN = {
+    "calib": ("seed",),
+    "model": ("device_map", "max_memory"),
+    "engine": ("offload_blocks", "stream_from_disk", "activations_on_cpu"),
+    "sparsity": ("tolerance",),
+}
+
+
+def definition_columns(config: dict[str, Any]) -> dict[str, Any]:
+    """`model_path` and `definition` (a hash of the config without seeds and where-not-what settings).
+
+    Tables average over seeds only the cells whose definitions are equal, so two
+    cells that differ in model.path (or any setting no axis shows) under one
+    model name are never pooled as if they were seeds. None without a config.
+    """
+    if not config:
+        return {"model_path": None, "definition": None}
+    kept = {
+        k: {kk: vv for kk, vv in v.items() if kk not in NOT_DEFINING_IN.get(k, ())} if isinstance(v, dict) else v
+        for k, v in config.items()
+        if k not in NOT_DEFINING
+    }
+    digest = hashlib.sha1(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    model = config.get("model")
+    return {"model_path": model.get("path") if isinstance(model, dict) else None, "definition": digest}
+
+
 def _flat(row: dict[str, Any]) -> dict[str, Any]:
-    """Drop the nested config; lists and dicts become JSON text (one scalar per column)."""
-    return {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items() if k != "config"}
+    """Drop the nested config; lists and dicts become JSON text (one scalar per column).
+
+    `nonfinite` lists the keys whose value is NaN or infinite: in the frame a
+    NaN the cell computed looks like a key it never had, and the tables must
+    show the first as failed, not leave its metric out.
+    """
+    out = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items() if k != "config"}
+    bad = sorted(k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v))
+    if bad:
+        out["nonfinite"] = json.dumps(bad)
+    return out
 
 
 def _frame(rows: list[dict[str, Any]], specs: dict[str, dict], where: str) -> pd.DataFrame:
@@ -51,17 +93,38 @@ def _frame(rows: list[dict[str, Any]], specs: dict[str, dict], where: str) -> pd
     return df
 
 
+def _readable_row(path: Path) -> Optional[dict[str, Any]]:
+    """The row in `path`, or None (said on stderr, by path) for a file that is not a JSON object.
+
+    A truncated write, a hand edit or a file of another tool must not stop a
+    report of hundreds of cells; the cell then counts as not done (`missing`).
+    """
+    try:
+        row = read_row(path)
+    except (ValueError, OSError) as e:
+        reason = str(e).replace(f"{path}: ", "")
+    else:
+        if isinstance(row, dict):
+            return row
+        reason = f"not a JSON object (found {type(row).__name__})"
+    print(f"[store] unreadable row {path}: {reason}; treated as not done", file=sys.stderr)
+    return None
+
+
 def load_rows(folders: Iterable[Path]) -> pd.DataFrame:
-    """Every result.json under `folders` (searched recursively), one row per cell."""
+    """Every result.json under `folders` (searched recursively), one row per cell; unreadable ones skipped."""
     folders = [Path(f) for f in folders]
     rows, specs = [], {}
     for folder in folders:
         for path in sorted(folder.rglob(RESULT_FILE)):
-            row = read_row(path)
-            spec = (row.get("config") or {}).get("report")
+            row = _readable_row(path)
+            if row is None:
+                continue
+            config = row.get("config") if isinstance(row.get("config"), dict) else {}
+            spec = config.get("report")
             if spec and row.get("experiment"):
                 specs.setdefault(row["experiment"], spec)
-            rows.append({**_flat(row), "path": str(path.parent)})
+            rows.append({**_flat(row), **definition_columns(config), "path": str(path.parent)})
     return _frame(rows, specs, ", ".join(map(str, folders)))
 
 
@@ -108,6 +171,7 @@ def from_wandb(project_path: str, group: str, api: Any = None) -> pd.DataFrame:
         rows.append(
             {
                 **_flat(row),
+                **definition_columns(config),
                 "wandb_run": getattr(run, "id", None),
                 "path": getattr(run, "url", None) or f"{project_path}/{getattr(run, 'id', '?')}",
             }

@@ -5,19 +5,26 @@ its rows are the values of the `rows` axes (baseline rows on top), its
 columns the metric's `<metric>/<x>` keys plus any average columns. Cells that
 differ only in a seed (`calib_seed`, `seed`) are one table cell: mean and sd
 (ddof 1) over them. Nothing is dropped silently: a cell with a failed run
-reads `failed`; a value no row holds, a row the other tables of its family
-have, or a baseline with no cell reads `missing`. An axis the spec does not
+reads `failed`, and so does a value a cell computed as NaN or infinity; a
+value no row holds, a row the other tables of its family have, or a baseline
+with no cell reads `missing`; a metric no cell holds is named on stderr, and a
+column with no done value is named under its table. An axis the spec does not
 name that still varies inside one table row (two calibration language sets
 under one `calib` name, say) is never averaged over: its values go into the
-row label.
+row label. Cells are seeds of one table cell only when their configs are equal
+but for the seeds (the store's `definition`): cells of one model name but
+different `model.path`s get a table each (the path's last part in the title),
+and any other difference no axis shows goes into the row label.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import PurePath
 from typing import Any
 
 import pandas as pd
@@ -26,6 +33,8 @@ from mlsweep.results.row import AXES, SEED_AXES
 from mlsweep.results.tables.spec import TableSpec, spec_label
 
 NOT_APPLICABLE = {"-", ""}  # what a row holds for an axis its cell ignores (dense has no calibration)
+# Store columns (mlsweep.results.store.definition_columns) that tell cells apart beyond the axes.
+MODEL_PATH, DEFINITION = "model_path", "definition"
 
 
 def axis_str(value: Any) -> str:
@@ -108,11 +117,36 @@ class Table:
         return values.astype(object).where(self.status == "done", self.status)
 
 
+def nonfinite_keys(df: pd.DataFrame) -> pd.Series:
+    """Per row, the set of keys the cell computed as NaN or infinity (the store's `nonfinite`)."""
+    if "nonfinite" not in df.columns:
+        return pd.Series([frozenset()] * len(df), index=df.index, dtype=object)
+    return df["nonfinite"].map(lambda v: frozenset(json.loads(v)) if isinstance(v, str) else frozenset())
+
+
 def metric_columns(df: pd.DataFrame, metric: str, columns: str | list[str]) -> list[str]:
-    found = [c.split("/", 1)[1] for c in df.columns if c.startswith(f"{metric}/") and df[c].notna().any()]
+    """The metric's `<metric>/<x>` suffixes some cell computed (a NaN it computed counts: it shows as failed)."""
+    bad = set().union(*nonfinite_keys(df))
+    found = [c.split("/", 1)[1] for c in df.columns if c.startswith(f"{metric}/") and (df[c].notna().any() or c in bad)]
     if columns == "eval_language":
         return found
     return list(columns) if found else []
+
+
+def _say_no_table(df: pd.DataFrame, metric: str) -> None:
+    """A metric of the spec that no cell holds gets no table; stderr says so, with the cells' statuses."""
+    counts = df["status"].fillna("missing").value_counts().to_dict()
+    print(
+        f"[tables] {metric}: no cell holds a value ({', '.join(f'{n} {s}' for s, n in counts.items())}); no table",
+        file=sys.stderr,
+    )
+
+
+def short_paths(paths: pd.Series) -> pd.Series:
+    """Each model.path as its last part (what a table shows), or whole where two paths share a last part."""
+    names = {p: PurePath(str(p).rstrip("/")).name or str(p) for p in paths.dropna().unique()}
+    taken = list(names.values())
+    return paths.map(lambda p: names[p] if p in names and taken.count(names[p]) == 1 else p)
 
 
 def _sort_key(axis: str, value: str, spec: TableSpec, columns: list[str]) -> tuple:
@@ -133,8 +167,11 @@ def _sorted_keys(keys: list[tuple], axes: list[str], spec: TableSpec, columns: l
     return sorted(set(keys), key=lambda k: [_sort_key(a, v, spec, columns) for a, v in zip(axes, k)])
 
 
-def _aggregate(df: pd.DataFrame, values: pd.DataFrame, index: pd.Index) -> tuple[list, list, list, int]:
-    """(mean, sd, status, n) of one table row over its cells; a failed cell fails the row."""
+def _aggregate(
+    df: pd.DataFrame, values: pd.DataFrame, bad: pd.DataFrame, index: pd.Index
+) -> tuple[list, list, list, int]:
+    """(mean, sd, status, n) of one table row over its cells; a failed cell fails the row, and a value
+    a done cell computed as NaN or infinity (`bad`) fails its column."""
     cols = list(values.columns)
     status = df.loc[index, "status"] if len(index) else pd.Series(dtype=object)
     if status.eq("failed").any():
@@ -144,16 +181,21 @@ def _aggregate(df: pd.DataFrame, values: pd.DataFrame, index: pd.Index) -> tuple
         return [math.nan] * len(cols), [math.nan] * len(cols), ["missing"] * len(cols), 0
     v = values.loc[done]
     mean, sd = v.mean(skipna=False), (v.std(ddof=1) if len(v) > 1 else pd.Series(math.nan, index=cols))
-    state = ["missing" if v[c].isna().any() else "done" for c in cols]
+    state = ["failed" if bad.loc[done, c].any() else "missing" if v[c].isna().any() else "done" for c in cols]
     return list(mean), list(sd), state, len(done)
 
 
-def _cell_values(df: pd.DataFrame, metric: str, cols: list[str], spec: TableSpec) -> pd.DataFrame:
+def _cell_values(df: pd.DataFrame, metric: str, cols: list[str], spec: TableSpec) -> tuple[pd.DataFrame, ...]:
+    """(values, bad): each cell's value per column (averages too), and where the cell computed NaN or inf."""
     values = df.reindex(columns=[f"{metric}/{c}" for c in cols]).apply(pd.to_numeric, errors="coerce")
     values.columns = cols
+    keys = nonfinite_keys(df)
+    bad = pd.DataFrame({c: keys.map(lambda k, c=c: f"{metric}/{c}" in k) for c in cols}, index=df.index, dtype=bool)
     for avg in spec.average:  # per cell, then over seeds: its sd is the sd of the seeds' averages
-        values[avg.label] = values[[c for c in cols if c not in avg.exclude]].mean(axis=1, skipna=False)
-    return values
+        members = [c for c in cols if c not in avg.exclude]
+        values[avg.label] = values[members].mean(axis=1, skipna=False)
+        bad[avg.label] = bad[members].any(axis=1)
+    return values, bad
 
 
 def _families(keys: list[tuple], rows_of: dict[tuple, set]) -> dict[tuple, set]:
@@ -181,35 +223,59 @@ def build_tables(df: pd.DataFrame, spec: TableSpec) -> list[Table]:
             f"(axes there: {[a for a in AXES + SEED_AXES if a in df.columns]})"
         )
     df = df.reset_index(drop=True)
-    axes = [a for a in dict.fromkeys(list(AXES) + named) if a in df.columns]
+    if MODEL_PATH in df.columns:
+        df[MODEL_PATH] = short_paths(df[MODEL_PATH])
+    axes = [a for a in dict.fromkeys(list(AXES) + named + [MODEL_PATH, DEFINITION]) if a in df.columns]
     ax = df[axes].map(axis_str)
     is_base = pd.Series(False, index=df.index)
     for flt in spec.baselines:
         is_base |= pd.concat([ax[a] == v for a, v in flt.items()], axis=1).all(axis=1)
-    cells = df.index[~is_base]
+    spec, extras = _separate(ax, df.index[~is_base], spec, axes)
+    out = []
+    for metric in spec.metrics:
+        cols = metric_columns(df, metric, spec.columns)
+        if cols:
+            out += _metric_tables(df, ax, is_base, extras, spec, metric, cols)
+        else:
+            _say_no_table(df, metric)
+    return out
+
+
+def _varies(ax: pd.DataFrame, cells: pd.Index, group: list[str], axis: str) -> bool:
+    """Whether `axis` takes more than one value among the cells of one (table, row) group."""
+    return bool(len(cells)) and ax.loc[cells].groupby(group)[axis].nunique().max() > 1
+
+
+def _separate(ax: pd.DataFrame, cells: pd.Index, spec: TableSpec, axes: list[str]) -> tuple[TableSpec, list[str]]:
+    """(spec, extras): what keeps cells that are not seeds of each other out of one mean.
+
+    Cells of one model name from different model paths get a table each (their
+    dense rows differ too); an axis the spec does not name that varies inside a
+    table row, and then any config difference no axis shows (`definition`),
+    goes into the row label.
+    """
     group = spec.tables_by + spec.rows
-    extras = [
-        a
-        for a in axes
-        if a not in group and a not in SEED_AXES and len(cells) and ax.loc[cells].groupby(group)[a].nunique().max() > 1
-    ]
+    if MODEL_PATH in ax and MODEL_PATH not in group and _varies(ax, cells, group, MODEL_PATH):
+        spec = replace(spec, tables_by=spec.tables_by + [MODEL_PATH])
+        group = spec.tables_by + spec.rows
+        print("[tables] model_path varies under one model name: one table per path", file=sys.stderr)
+    skip = set(group) | set(SEED_AXES) | {MODEL_PATH, DEFINITION}
+    extras = [a for a in axes if a not in skip and _varies(ax, cells, group, a)]
+    if DEFINITION in ax and _varies(ax, cells, group + extras, DEFINITION):
+        extras.append(DEFINITION)
     if extras:  # e.g. two sweeps of different code versions in one folder, or an axis the spec forgot
         print(
             f"[tables] {', '.join(extras)} vary inside table rows: shown in the row labels, never averaged "
             "(name them in the spec's rows or tables_by, or load one sweep)",
             file=sys.stderr,
         )
-    out = []
-    for metric in spec.metrics:
-        cols = metric_columns(df, metric, spec.columns)
-        if cols:
-            out += _metric_tables(df, ax, is_base, extras, spec, metric, cols)
-    return out
+    return spec, extras
 
 
 def _row_label(spec: TableSpec, rows: list[str], extras: list[str], key: tuple) -> str:
     label = spec.row_label(rows, list(key[: len(rows)]))
     more = [v if a == "calib_languages" else f"{a}={v}" for a, v in zip(extras, key[len(rows) :])]
+    more = [f"config {m.split('=', 1)[1]}" if m.startswith(f"{DEFINITION}=") else m for m in more]
     return f"{label} [{', '.join(more)}]" if more else label
 
 
@@ -235,8 +301,14 @@ def _seed_notes(n: pd.Series) -> list[str]:
     return ["fewer seeds than the other rows: " + ", ".join(f"{r} ({k} of {n.max()})" for r, k in short.items())]
 
 
+def _empty_columns(status: pd.DataFrame) -> list[str]:
+    """Columns with no done value in any row (every cell failed, or computed NaN): said under the table."""
+    empty = [c for c in status.columns if not status[c].eq("done").any()]
+    return [f"no done value in {', '.join(map(str, empty))} (failed or missing in every row)"] if empty else []
+
+
 def _metric_tables(df, ax, is_base, extras, spec: TableSpec, metric: str, cols: list[str]) -> list[Table]:
-    values = _cell_values(df, metric, cols, spec)
+    values, bad = _cell_values(df, metric, cols, spec)
     cells = df.index[~is_base]
     row_axes = spec.rows + extras
     by_table = {}
@@ -253,15 +325,16 @@ def _metric_tables(df, ax, is_base, extras, spec: TableSpec, metric: str, cols: 
             label = spec.baseline_label(flt)
             baselines[spec_label(flt)] = label
             members[label] = list(_baseline_index(ax, is_base, cells, flt, spec, tkey))
-            rows[label] = _aggregate(df, values, pd.Index(members[label]))
+            rows[label] = _aggregate(df, values, bad, pd.Index(members[label]))
         for rkey in _sorted_keys(list(expected[tkey]), row_axes, spec, cols):
             label = _row_label(spec, spec.rows, extras, rkey)
             members[label] = list(by_table[tkey].get(rkey, []))
-            rows[label] = _aggregate(df, values, pd.Index(members[label]))
+            rows[label] = _aggregate(df, values, bad, pd.Index(members[label]))
             meta[label] = dict(zip(row_axes, rkey))
         index, columns = list(rows), list(values.columns)
         n = pd.Series([r[3] for r in rows.values()], index=index)
-        notes += _seed_notes(n[list(meta)])
+        status = pd.DataFrame([r[2] for r in rows.values()], index=index, columns=columns)
+        notes += _seed_notes(n[list(meta)]) + _empty_columns(status)
         tables.append(
             Table(
                 metric=metric,
@@ -270,7 +343,7 @@ def _metric_tables(df, ax, is_base, extras, spec: TableSpec, metric: str, cols: 
                 mean=pd.DataFrame([r[0] for r in rows.values()], index=index, columns=columns),
                 sd=pd.DataFrame([r[1] for r in rows.values()], index=index, columns=columns),
                 n=n,
-                status=pd.DataFrame([r[2] for r in rows.values()], index=index, columns=columns),
+                status=status,
                 baselines=baselines,
                 row_values=meta,
                 higher_is_better=spec.higher_is_better(metric),
