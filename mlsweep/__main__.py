@@ -5,7 +5,8 @@
     mlsweep status <sweep folder> progress, and the failed or killed cells with their error lines
 
 Before Hydra runs, config-group choices on the command line are checked
-against conf/ so that a typo fails with a did-you-mean and the options.
+against conf/ so that a typo fails with a did-you-mean and the options, and
+an override carrying a credential is refused (mlsweep.credentials).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import sys
 
 from mlsweep import CONF_DIR
+from mlsweep.credentials import credential_override
 from mlsweep.registry import unknown
 
 GROUPS = ("model", "pruner", "calib", "sparsity", "eval", "logger", "experiment")
@@ -45,6 +47,9 @@ def main() -> None:
         args = [a for a in args[1 if args[:1] == ["plan"] else 0 :] if a not in ("--dry-run", "-m", "--multirun")]
         sys.argv = [sys.argv[0], *args, "hydra.sweeper.plan_only=true", "-m"]
     check_group_choices(sys.argv[1:])
+    why = credential_override(a for a in sys.argv[1:] if not a.startswith("-") and "=" in a)
+    if why:
+        sys.exit(f"error: {why}")
     from mlsweep.cell.app import main as hydra_main  # noqa: PLC0415 (Hydra app: imported after the command-line check)
 
     hydra_main()

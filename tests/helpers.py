@@ -7,7 +7,9 @@ trained with `tokenizers` on the text written here.
 from __future__ import annotations
 
 import json
+import os
 import random
+import time
 from pathlib import Path
 
 import torch
@@ -215,3 +217,88 @@ def write_copa_tasks(root: Path, tasks: dict[str, list[dict]], groups: dict[str,
     for group, members in (groups or {}).items():
         (root / f"_{group}.yaml").write_text(f"group: {group}\ntask: [{', '.join(members)}]\n")
     return root
+
+
+class Pause:
+    """Hold a cell at a named stage through its test hook (mlsweep.cell.progress.pause_point).
+
+    `env` goes into the cell's environment (a subprocess, a SLURM job); `wait()`
+    returns the paused process's pid once it is held there; `release()` lets it go on.
+    Only the first process to reach the stage pauses, so a relaunch runs through.
+    """
+
+    def __init__(self, folder: Path, stage: str):
+        self.flag = Path(folder) / f"paused-at-{stage.replace(':', '-')}"
+        self.env = {"MLSWEEP_TEST_PAUSE_AT": stage, "MLSWEEP_TEST_PAUSE_FILE": str(self.flag)}
+
+    def wait(self, proc=None, timeout: float = 300.0) -> int:
+        """The paused cell's pid; fails if `proc` (the launching process) ends first or time runs out."""
+        end = time.time() + timeout
+        while time.time() < end:
+            text = self.flag.read_text() if self.flag.exists() else ""
+            if text.startswith("paused ") and text.endswith("\n"):
+                return int(text.split()[1])
+            if proc is not None and proc.poll() is not None:
+                raise AssertionError(f"the run ended (exit {proc.returncode}) before pausing at {self.flag.name}")
+            time.sleep(0.05)
+        raise AssertionError(f"no cell paused at {self.flag.name} within {timeout:.0f} s")
+
+    def release(self) -> None:
+        self.flag.write_text("release\n")
+
+
+REQUIRE_SLURM_ENV = "MLSWEEP_REQUIRE_SLURM"  # 1 (CI): a SLURM cluster that cannot start fails the tests
+
+
+def start_minislurm(root: Path, **options):
+    """A running MiniSlurm (tests/scripts/minislurm.py) at `root`.
+
+    Where SLURM cannot be installed or started (no root, no apt-get, no
+    network) the test is skipped with the reason, so `make test` passes for
+    any user; with MLSWEEP_REQUIRE_SLURM=1, as CI sets it, it fails instead,
+    so the SLURM tests can never silently stop running there.
+    """
+    import sys
+
+    import pytest
+
+    sys.path.insert(0, str(Path(__file__).parent / "scripts"))
+    from minislurm import MiniSlurm, SlurmUnavailable
+
+    try:
+        return MiniSlurm(root, **options).up()
+    except SlurmUnavailable as e:
+        error = str(e)  # skipped or failed below, outside the handler: no chained traceback
+    if os.environ.get(REQUIRE_SLURM_ENV) == "1":
+        pytest.fail(f"{REQUIRE_SLURM_ENV}=1 but SLURM is unavailable: {error}", pytrace=False)
+    pytest.skip(f"SLURM unavailable: {error.splitlines()[0]} (set {REQUIRE_SLURM_ENV}=1 to make this a failure)")
+
+
+def dense_matrix_inputs(model, rows: torch.Tensor) -> dict[tuple[int, str], list[torch.Tensor]]:
+    """(block, matrix name) -> the matrix's inputs on the dense model, one (tokens, d_in) per row of `rows`.
+
+    Plain forward hooks, one sequence at a time: what a statistics pass with dense propagation must see.
+    """
+    from mlsweep.prune.arch import find_blocks, find_matrices
+
+    seen: dict[tuple[int, str], list[torch.Tensor]] = {}
+    hooks = [
+        matrix.owner.register_forward_hook(
+            lambda _m, inp, _o, key=(i, name): seen.setdefault(key, []).append(inp[0].detach().flatten(0, -2))
+        )
+        for i, block in enumerate(find_blocks(model))
+        for name, matrix in find_matrices(block).items()
+    ]
+    with torch.no_grad():
+        for row in rows:
+            model(row[None])
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+def owl_mapping(scores: list[float], sparsity: float, lam: float) -> list[float]:
+    """The OWL mapping written out (METHODS.md section 5, reference code): min-max to [0, 2 lambda], centred."""
+    lo, hi = min(scores), max(scores)
+    scaled = [(d - lo) / (hi - lo) * 2 * lam for d in scores]
+    return [sparsity - (d - sum(scaled) / len(scaled)) for d in scaled]

@@ -60,6 +60,18 @@ def test_calibration_is_seeded(tmp_path, tiny_overrides):
     assert a["ppl/aa"] != c["ppl/aa"]
 
 
+def test_results_version_is_part_of_the_cell_id(monkeypatch, tiny_overrides):
+    """Bumping RESULTS_VERSION (a code change that alters results) gives every cell a new id, so it runs again."""
+    from mlsweep.config import identity
+    from mlsweep.config.spec import CellSpec
+
+    cfg = compose_cfg(tiny_overrides + ["pruner=wanda"])
+    before = CellSpec.from_config(cfg).cell_id
+    assert CellSpec.from_config(cfg).cell_id == before  # the id is a function of the config
+    monkeypatch.setattr(identity, "RESULTS_VERSION", identity.RESULTS_VERSION + 1)
+    assert CellSpec.from_config(cfg).cell_id != before
+
+
 def test_readme_documents_exactly_the_row_schema():
     from pathlib import Path
 
@@ -106,23 +118,41 @@ def test_weighted_mix(tmp_path, tiny_overrides):
     assert row["calib_count/aa"] == 3 and row["calib_count/bb"] == 1
 
 
-def test_a_model_with_nan_weights_fails_its_cell_naming_the_metric(tmp_path, tiny_model, tiny_overrides):
-    """NaN norm weights give NaN perplexities: the row must be `failed`, never a `done` row a table averages."""
+def _nan_norm_model(tiny_model, folder):
+    """A copy of the tiny model whose RMSNorm weights are NaN (a broken checkpoint)."""
     import shutil
 
     import torch
     from safetensors.torch import load_file, save_file
 
-    broken = tmp_path / "nan_model"
-    shutil.copytree(tiny_model, broken)
-    weights = load_file(broken / "model.safetensors")
+    shutil.copytree(tiny_model, folder)
+    weights = load_file(folder / "model.safetensors")
     norms = [k for k in weights if k.endswith("norm.weight")]
     assert norms, "the tiny model has RMSNorm weights"
     for k in norms:
         weights[k] = torch.full_like(weights[k], float("nan"))
-    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    return folder
+
+
+def test_a_model_with_nan_weights_fails_before_evaluation_naming_the_weights(tmp_path, tiny_model, tiny_overrides):
+    """NaN norm weights: the row is `failed` naming them, before evaluation, whatever the suite measures.
+
+    Perplexity alone would show NaN, but an lm-eval accuracy of a NaN model is finite, so the
+    weights themselves are checked after pruning (no eval stage ran).
+    """
+    broken = _nan_norm_model(tiny_model, tmp_path / "nan_model")
     overrides = [o for o in tiny_overrides if not o.startswith("model.path=")] + [f"model.path={broken}"]
     row = run_config(compose_cfg(overrides + ["pruner=magnitude", "calib=en"]), tmp_path / "cell")
     assert row["status"] == "failed", row
-    assert "metrics not finite" in row["error"] and "ppl/aa=nan" in row["error"], row["error"]
+    assert "weights not finite" in row["error"] and "norm.weight" in row["error"], row["error"]
+    assert "time/eval_s" not in row and "time/prune_s" in row
     assert json.loads((tmp_path / "cell" / "result.json").read_text())["status"] == "failed"
+
+
+def test_a_metric_that_is_not_finite_fails_the_row_naming_it():
+    from mlsweep.cell.run import _check_finite
+
+    _check_finite({"ppl/aa": 3.2, "acc/x": 0.5, "acc_stderr/x": float("nan")})  # standard errors may be NaN
+    with pytest.raises(FloatingPointError, match=r"ppl/bb=nan.*acc/x=inf"):
+        _check_finite({"ppl/aa": 3.2, "ppl/bb": float("nan"), "acc/x": float("inf")})

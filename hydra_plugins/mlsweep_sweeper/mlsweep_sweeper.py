@@ -23,17 +23,18 @@ from omegaconf import OmegaConf
 
 from mlsweep.config.spec import CellSpec
 from mlsweep.sweep.plan import print_plan
+from mlsweep.sweep.resources import check_launcher
 from mlsweep.sweep.sweeper import NCELLS_ENV, Cell, Invalid, Outcome, pending_cells, plan_cells, report_failures, stop
 
 
 def outcome(r: JobReturn) -> Outcome:
-    """A job's return as plain values: done, submitted, or failed with its first error line."""
+    """A job's return as plain values: done, submitted, held (by another live launch) or failed with its error."""
     overrides = tuple(r.overrides or [])
     if r.status == JobStatus.FAILED:
         value = r._return_value
         first = str(value).splitlines()[0] if str(value) else ""
         return Outcome(overrides, "failed", f"{type(value).__name__}: {first}")
-    if r.return_value in ("done", "submitted"):
+    if r.return_value in ("done", "submitted", "held"):
         return Outcome(overrides, r.return_value)
     return Outcome(overrides, "failed", "see result.json")
 
@@ -52,14 +53,19 @@ class MlsweepSweeper(BasicSweeper):
 
     def compose(self, overrides: Sequence[str]) -> Cell:
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-        return Cell(tuple(overrides), CellSpec.from_config(cfg), str(cfg.hydra.job.override_dirname))
+        return Cell(tuple(overrides), CellSpec.from_config(cfg), str(cfg.hydra.sweep.subdir))
 
     def sweep(self, arguments: List[str]) -> Any:
         invalid: Optional[list[Invalid]] = [] if self.plan_only else None
+        launcher = OmegaConf.to_container(self.config.hydra.launcher, resolve=True)
+        try:
+            check_launcher(launcher)  # before composing the grid: a bad rule stops plan and launch alike
+        except ValueError as e:
+            stop(f"{e}\nnothing was run.", 2)
         cells = plan_cells(self.grid(arguments), self.compose, invalid)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         if self.plan_only:
-            print_plan(cells, sweep_dir, OmegaConf.to_container(self.config.hydra.launcher, resolve=True), invalid)
+            print_plan(cells, sweep_dir, launcher, invalid)
             if invalid:
                 stop(f"{len(invalid)} grid points are not valid cells (listed above): a launch would stop", 2)
             return []

@@ -70,6 +70,7 @@ def prune_and_evaluate(
 
     def log_block(i: int, seconds: float, sparsity: float) -> None:
         log({"prune/block": i, "prune/block_sparsity": sparsity, "prune/block_seconds": seconds})
+        progress.block_done(i)
 
     with progress.stage("prune"):
         model, report = _prune(spec, p, model, calib, device, progress.out_dir, checkpoint_dir, log_block)
@@ -103,6 +104,7 @@ def _check_and_evaluate(
     if report.resumed:
         progress.line("resume", f"blocks {report.resumed} restored from the cell's checkpoint, not pruned again")
     check_sparsity(report, spec.tolerance, min_d_in(model, spec.model.exclude))
+    check_finite_weights(model)
     if spec.runtime.save_masks and len(spec.passes) == 1 and spec.engine.stream_from_disk:
         save_masks(model, progress.out_dir / MASK_FILE, spec.model.exclude)
     with progress.stage("eval"):
@@ -197,6 +199,30 @@ def _prune(
 
 def min_d_in(model, exclude) -> int:
     return min(matrix.d_in for block in find_blocks(model) for matrix in find_matrices(block, exclude).values())
+
+
+FINITE_CHUNK = 1 << 24  # elements checked at once: a 16 MB mask, whatever the size of the embedding matrix
+
+
+def check_finite_weights(model) -> None:
+    """NaN or infinite weights fail the cell before evaluation, whatever its suite measures.
+
+    A broken checkpoint or an fp16 overflow gives NaN perplexities, which the row's own
+    check catches, but an lm-eval accuracy of such a model is finite (an argmax over NaN
+    log-likelihoods) and would reach a table. Offloaded (meta) weights are not in memory.
+    """
+    bad = []
+    for name, weight in model.named_parameters():
+        flat = weight.detach().reshape(-1)
+        if flat.device.type == "meta":
+            continue
+        if any(not torch.isfinite(flat[i : i + FINITE_CHUNK]).all() for i in range(0, flat.numel(), FINITE_CHUNK)):
+            bad.append(name)
+    if bad:
+        raise FloatingPointError(
+            f"weights not finite: {', '.join(bad[:4])}{' ...' if len(bad) > 4 else ''} "
+            "(check the checkpoint at model.path and model.dtype)"
+        )
 
 
 def check_sparsity(report, tolerance: float, d_in: int) -> None:

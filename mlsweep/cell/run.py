@@ -13,7 +13,6 @@ import math
 import os
 import resource
 import shutil
-import socket
 import time
 import traceback
 from collections.abc import Mapping
@@ -28,8 +27,16 @@ from mlsweep.cell.jobenv import job_id, job_threads
 from mlsweep.cell.progress import Progress
 from mlsweep.cell.prune import prune_and_evaluate
 from mlsweep.config.spec import CellSpec
-from mlsweep.config.validate import validate
-from mlsweep.results.cellfolder import MARKER_FILE, RESULT_FILE, atomic_write_json, finished_row
+from mlsweep.config.validate import check_device, validate
+from mlsweep.results.cellfolder import (
+    MARKER_FILE,
+    RESULT_FILE,
+    CellHeld,
+    atomic_write_json,
+    claim,
+    finished_row,
+    process_identity,
+)
 from mlsweep.results.items import ITEMS_FILE, Items, save_items
 from mlsweep.results.row import provenance
 
@@ -95,12 +102,28 @@ def _finish(row: dict[str, Any], progress: Progress, config: Mapping[str, Any], 
 def _run_cell(spec: CellSpec, out_dir: Path, label: str, tracker: tracking.Guarded) -> dict[str, Any]:
     """Run one cell and write its row; never raises for a cell-level failure.
 
+    The cell holds its folder's lock while it runs: a second launch of the same
+    sweep that reaches the cell meanwhile gets a `held` status (no row written)
+    instead of running it twice or resuming from the live cell's checkpoint.
+    """
+    progress = Progress(label, out_dir)
+    try:
+        with claim(out_dir):
+            return _run_claimed(spec, progress, tracker)
+    except CellHeld as e:
+        progress.line("skip", str(e))
+        return {"cell_id": spec.cell_id, "status": "held", "error": str(e)}
+
+
+def _run_claimed(spec: CellSpec, progress: Progress, tracker: tracking.Guarded) -> dict[str, Any]:
+    """The cell in its claimed folder.
+
     A cell whose folder already holds its `done` row returns that row at once
     (a requeued or re-launched job); a failed row is kept under attempts/ and
     the cell runs again. While it runs, running.json marks the folder, so a
     killed cell is never mistaken for a finished one.
     """
-    progress = Progress(label, out_dir)
+    out_dir, label = progress.out_dir, progress.label
     finished = finished_row(out_dir, spec.cell_id)
     if finished is not None:
         progress.line("skip", f"already done: {out_dir / RESULT_FILE}")
@@ -108,17 +131,12 @@ def _run_cell(spec: CellSpec, out_dir: Path, label: str, tracker: tracking.Guard
     started = _now()
     atomic_write_json(
         out_dir / MARKER_FILE,
-        {
-            "cell_id": spec.cell_id,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "job_id": job_id(),
-            "started_at": started,
-        },
+        {"cell_id": spec.cell_id, **process_identity(), "job_id": job_id(), "started_at": started},
     )
     row: dict[str, Any] = {"cell_id": spec.cell_id, "status": "running", "error": None, **spec.axes}
     try:
         with progress.stage("validate"):
+            check_device(spec.model.device)
             validate(spec)
         _start_tracker(spec, out_dir, label, tracker)
         row.update(_execute(spec, progress, tracker))

@@ -31,6 +31,7 @@ from mlsweep.modeling import DTYPES
 from mlsweep.prune.allocation import ALLOCATIONS
 from mlsweep.prune.api import PROPAGATIONS
 from mlsweep.prune.registry import all_pruners
+from mlsweep.results.cellfolder import safe_folder
 
 
 def options(name: str, values) -> type:
@@ -230,6 +231,7 @@ def pruner_schema(name: str, params_cls: Optional[type]) -> type:
 def register_configs() -> None:
     """Store the schemas; YAML files extend them via `/schema/<group>/<name>`."""
     OmegaConf.register_new_resolver("mlsweep_path", lambda rel: str(PACKAGE_DIR / rel), replace=True)
+    OmegaConf.register_new_resolver("mlsweep_folder", safe_folder, replace=True)  # folders named from overrides
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=MlsweepConfig)
     for group, node in [

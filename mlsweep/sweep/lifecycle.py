@@ -3,9 +3,16 @@
 A sweep folder (outputs/<experiment>) is the study: every launch of the same
 experiment fills it further. Each cell folder holds
 - result.json, written atomically when the cell ends: `done` or `failed`;
-- running.json while the cell runs (host, pid, SLURM job id): a cell killed
-  mid-way leaves this marker and no result, so it reads as `killed` (or
-  `running` while its job is alive) and is run again, never as finished.
+- running.json while the cell runs (host, pid and its start time, SLURM job
+  id): a cell killed mid-way leaves this marker and no result, so it reads as
+  `killed` and is run again, never as finished; while its SLURM job or its
+  local process (same host, same pid, same start time) is alive it reads as
+  `running` and a relaunch skips it. A marker written on another host without
+  a job id cannot be checked from here and reads as `killed`; the cell's lock
+  (mlsweep.results.cellfolder.claim) still keeps a relaunch from running it
+  twice while the first process lives.
+A row that cannot be read (truncated, not a JSON object) is reported by its
+path and counts as absent: its cell runs again, the bad file kept under attempts/.
 The sweeper writes plan.json (every cell of the latest grid, with its id and
 folder) and, when it submits without waiting, submitted.json (cell id -> job
 id), so `mlsweep status` can tell `todo` from `queued`.
@@ -20,12 +27,13 @@ import argparse
 import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from mlsweep.results.cellfolder import MARKER_FILE, RESULT_FILE, atomic_write_json, read_row
+from mlsweep.results.cellfolder import MARKER_FILE, RESULT_FILE, atomic_write_json, process_alive, read_row
 
 PLAN_FILE = "plan.json"
 SUBMITTED_FILE = "submitted.json"
@@ -41,10 +49,14 @@ class CellState:
 
 
 def _read(path: Path) -> Optional[dict]:
+    """The JSON object in `path`, or None when there is none; an unreadable file is named on stderr."""
     try:
         return read_row(path)
-    except (OSError, ValueError):
-        return None  # unreadable: treated as absent, the cell is run again
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        print(f"[status] unreadable, counted as not done: {e}", file=sys.stderr, flush=True)
+        return None
 
 
 def alive_slurm_jobs(job_ids: Iterable[str]) -> set[str]:
@@ -87,22 +99,30 @@ def scan(sweep_dir: Path, check_jobs: bool = True) -> dict[str, CellState]:
         state = CellState(row.get("status", "failed"), path.parent, err)
         if states.get(row["cell_id"], CellState("todo")).status != "done":  # a done row anywhere wins
             states[row["cell_id"]] = state
+    markers_raw: dict[str, dict] = {}
     for path in sorted(sweep_dir.rglob(MARKER_FILE)):
         marker = _read(path)
         if marker and marker.get("cell_id"):
             markers[marker["cell_id"]] = CellState("killed", path.parent, job_id=marker.get("job_id"))
+            markers_raw[marker["cell_id"]] = marker
     submitted = _read(sweep_dir / SUBMITTED_FILE) or {}
     alive = alive_slurm_jobs([m.job_id for m in markers.values()] + list(submitted.values())) if check_jobs else set()
     for ident, m in markers.items():
         if states.get(ident, CellState("todo")).status == "done":
             continue
-        # a marker with a job still alive is running; a local marker cannot be checked, so a relaunch re-runs it
-        m.status = "running" if m.job_id and str(m.job_id) in alive else "killed"
+        m.status = "running" if _marker_alive(m, markers_raw[ident], alive) else "killed"
         states[ident] = m
     for ident, job in submitted.items():
         if ident not in states and str(job) in alive:
             states[ident] = CellState("queued", job_id=str(job))
     return states
+
+
+def _marker_alive(state: CellState, marker: dict, alive_jobs: set[str]) -> bool:
+    """A marker's cell still runs: its SLURM job is alive, or (no job) its process on this host is."""
+    if state.job_id:
+        return str(state.job_id) in alive_jobs
+    return bool(process_alive(marker))
 
 
 def still_active(state: Optional[CellState]) -> bool:

@@ -10,7 +10,7 @@ from mlsweep.config.validate import NOT_HERE
 from mlsweep.evaluate.tasklist import count_tasks
 from mlsweep.sweep.costs import GPU_MEMORY_GB, cell_cost
 from mlsweep.sweep.lifecycle import scan, still_active
-from mlsweep.sweep.resources import check_rules, resources_for
+from mlsweep.sweep.resources import check_launcher, resources_for
 from mlsweep.sweep.sweeper import Cell, Invalid, folder_label
 
 
@@ -55,8 +55,7 @@ def print_plan(
     (formulas: mlsweep/sweep/costs.py); invalid grid points are listed with their error."""
     states = scan(sweep_dir) if sweep_dir.is_dir() else {}
     rules = list(launcher.get("resources") or [])
-    if rules:
-        check_rules(rules, [k for k in launcher if k not in ("submitit_folder", "_target_")])
+    check_launcher(launcher)
     factor = float(launcher.get("timeout_factor") or 0.0)
     gpu = float(launcher.get("gpu_mem_gb") or GPU_MEMORY_GB)
     rows, costs = [], []

@@ -24,6 +24,27 @@ from typing import Any
 from mlsweep.sweep.costs import Cost
 
 RULE_KEYS = ("max_params_b",)
+# Launcher parameters that are counts or sizes: a rule giving one of them as text fails before submission.
+NUMERIC_KEYS = ("max_params_b", "gpus_per_node", "mem_gb", "cpus_per_task", "timeout_min", "nodes", "tasks_per_node")
+# Keys of the launcher node that are not launcher parameters a rule may set.
+NOT_RULE_PARAMS = ("submitit_folder", "_target_", "resources", "timeout_factor", "wait", "parallelism", "gpu_mem_gb")
+
+
+def check_launcher(launcher: Mapping[str, Any]) -> None:
+    """The launcher node's resource rules, checked as check_rules does (`mlsweep plan` and every launch)."""
+    rules = launcher.get("resources") or []
+    if not isinstance(rules, Sequence) or isinstance(rules, str):
+        raise ValueError(f"hydra.launcher.resources: a list of rules, got {rules!r}")
+    check_rules(list(rules), [k for k in launcher if k not in NOT_RULE_PARAMS])
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{where}={value!r}: must be a number")
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{where}={value!r}: must be a number") from None
 
 
 def check_rules(rules: Sequence[Mapping[str, Any]], allowed: Sequence[str]) -> None:
@@ -31,8 +52,13 @@ def check_rules(rules: Sequence[Mapping[str, Any]], allowed: Sequence[str]) -> N
     last = -math.inf
     for i, rule in enumerate(rules):
         where = f"hydra.launcher.resources[{i}]"
+        if not isinstance(rule, Mapping):
+            raise ValueError(f"{where}={rule!r}: a rule is a mapping such as {{max_params_b: 10, gpus_per_node: 1}}")
         if "max_params_b" not in rule:
             raise ValueError(f"{where}: needs max_params_b (the largest model, in billions of parameters, it covers)")
+        for key in NUMERIC_KEYS:
+            if key in rule:
+                _number(rule[key], f"{where}.{key}")
         bound = float(rule["max_params_b"])
         if bound <= last:
             raise ValueError(f"{where}.max_params_b={bound}: rules must be in increasing max_params_b order")

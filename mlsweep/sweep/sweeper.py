@@ -35,6 +35,7 @@ from typing import Optional
 
 from mlsweep.config.spec import CellSpec, ConfigError
 from mlsweep.config.validate import validate
+from mlsweep.credentials import credential_override, redact_text
 from mlsweep.prune.registry import all_pruners
 from mlsweep.sweep.lifecycle import scan, still_active, write_plan
 
@@ -47,7 +48,7 @@ class Cell:
 
     overrides: tuple[str, ...]
     spec: CellSpec
-    folder: str  # hydra.job.override_dirname: the cell's folder name under the sweep folder
+    folder: str  # hydra.sweep.subdir: the cell's folder name under the sweep folder
     notes: tuple[str, ...] = ()  # validation checks skipped by `mlsweep plan` (the model's files are elsewhere)
 
 
@@ -84,15 +85,19 @@ def _drop_axes(overrides: Sequence[str], axes: Sequence[str]) -> list[str]:
 
 
 def _bad(overrides: Sequence[str], error: ConfigError, invalid: Optional[list[Invalid]]) -> None:
-    """Record an invalid grid point for the plan, or stop the sweep naming it."""
+    """Record an invalid grid point for the plan, or stop the sweep naming it (credentials masked)."""
+    cell = redact_text(",".join(overrides))
     if invalid is None:
-        stop(f"config error in cell {','.join(overrides)}:\n  {error}\nnothing was run.", 2)
-    invalid.append(Invalid(tuple(overrides), str(error)))
+        stop(f"config error in cell {cell}:\n  {error}\nnothing was run.", 2)
+    invalid.append(Invalid(tuple(redact_text(o) for o in overrides), str(error)))
 
 
 def _cell(compose: Compose, overrides: list[str], invalid: Optional[list[Invalid]], pruners: dict) -> Optional[Cell]:
     """The grid point's cell, its ignored axes dropped (None: invalid, recorded for the plan)."""
     try:
+        why = credential_override(overrides)  # the grid's own params too, not only the command line
+        if why:
+            raise ConfigError(why)
         overrides = _own_params(compose, overrides, pruners)
         cell = compose(overrides)
         ignored = ([] if cell.spec.calib is not None else ["calib"]) + (
@@ -185,7 +190,7 @@ class Outcome:
     """What came back for one launched cell: done, failed (with why), or submitted."""
 
     overrides: tuple[str, ...]
-    status: str  # done | failed | submitted
+    status: str  # done | failed | submitted | held (another live process runs the cell)
     error: str = ""
 
 
@@ -195,6 +200,8 @@ def report_failures(outcomes: list[Outcome], sweep_dir: Path) -> None:
     if submitted:
         print(f"[sweep] {submitted} cells submitted -> {sweep_dir}", flush=True)
         return
-    print(f"[sweep] {len(outcomes) - len(failed)} done, {len(failed)} failed -> {sweep_dir}", flush=True)
+    held = sum(o.status == "held" for o in outcomes)
+    also = f", {held} left to the live launch that holds them" if held else ""
+    print(f"[sweep] {len(outcomes) - len(failed) - held} done, {len(failed)} failed{also} -> {sweep_dir}", flush=True)
     if failed:
         stop(f"{len(failed)} of {len(outcomes)} cells failed:\n  " + "\n  ".join(failed), 1)

@@ -13,17 +13,14 @@ which prints its first error once and switches it off for the rest of the cell.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from mlsweep.credentials import SECRET_KEY, redact_text
 from mlsweep.registry import Registry
-from mlsweep.tracking.guard import Guarded, redact_text
-
-# Config keys that look like credentials: dropped from anything sent to a tracker.
-SECRET_KEY = re.compile(r"(^|[_.-])(api_?key|token|password|passwd|secret)($|[_.-])", re.IGNORECASE)
+from mlsweep.tracking.guard import Guarded
 
 
 @dataclass

@@ -8,20 +8,10 @@ cell goes on and writes its row as usual.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any, Optional
 
-# Environment variables holding credentials a tracker may read; their values are masked in messages.
-SECRET_ENV = ("WANDB_API_KEY",)
-
-
-def redact_text(text: str) -> str:
-    for var in SECRET_ENV:
-        secret = os.environ.get(var)
-        if secret and secret in text:
-            text = text.replace(secret, "<redacted>")
-    return text
+from mlsweep.credentials import redact_text
 
 
 class Guarded:
