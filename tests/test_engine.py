@@ -4,12 +4,12 @@ import math
 
 import pytest
 import torch
-from helpers import ARCHITECTURES, MOE_ARCHITECTURES, tiny_config
+from helpers import ARCHITECTURES, MOE_ARCHITECTURES, dense_matrix_inputs, owl_mapping, tiny_config
 from torch import nn
 from transformers import AutoModelForCausalLM
 
 from mlsweep.prune import prune_model
-from mlsweep.prune.allocation import owl_sparsities
+from mlsweep.prune.allocation import outlier_ratio, owl_sparsities
 from mlsweep.prune.arch import block_layout, find_blocks, find_matrices
 from mlsweep.prune.registry import all_pruners
 
@@ -129,15 +129,65 @@ def test_owl_follows_the_reference_mapping_for_skewed_ratios():
     assert s == pytest.approx([0.7 - (x - sum(d) / 6) for x in d])
 
 
-def test_owl_through_the_engine_records_per_block_targets():
-    model = tiny()
-    report = prune_model(
-        model, calib(), "wanda", 0.5, allocation="owl", allocation_params=dict(owl_lambda=0.1, owl_m=5)
-    )
-    assert sum(report.allocated) / len(report.allocated) == pytest.approx(0.5)
-    assert sorted(report.allocated) == pytest.approx([0.4, 0.6])
+def test_outlier_ratio_counts_scores_above_m_times_the_mean_of_all_matrices():
+    """D = 100 * #{S > M * mean(S)} / numel(S), over the block's matrices together."""
+    a = torch.ones(4, 25)  # 100 scores of 1 ...
+    a[0, :3] = 100.0  # ... 3 of them outliers
+    b = torch.full((10, 10), 2.0)  # a second matrix: 100 scores of 2
+    b[5, 5] = 40.0
+    # mean = (97 + 300 + 99 * 2 + 40) / 200 = 3.175; M = 5: above 15.875 are the 3 hundreds and the 40
+    assert outlier_ratio([a, b], 5.0) == pytest.approx(100 * 4 / 200)
+    # M = 20: above 63.5 only the hundreds; the matrices are pooled, not averaged per matrix
+    assert outlier_ratio([a, b], 20.0) == pytest.approx(100 * 3 / 200)
+    assert outlier_ratio([torch.ones(3, 3)], 1.0) == 0.0  # S > M * mean is strict
+
+
+def tiny4():
+    torch.manual_seed(0)
+    cfg = tiny_config("llama", 300)
+    cfg.num_hidden_layers = 4  # beyond min and max, the two middle blocks show the mapping
+    return AutoModelForCausalLM.from_config(cfg).eval()
+
+
+def test_owl_through_the_engine_gives_this_models_outlier_ratios_and_targets():
+    """The outlier ratio of every block from Wanda scores computed here on the dense model, then the mapping."""
+    rows, m, lam = calib(), 5.0, 0.1
+    model = tiny4()
+    inputs = dense_matrix_inputs(model, rows)
+    ratios = []
+    for i, block in enumerate(find_blocks(model)):
+        scores = [
+            matrix.tensor().abs() * torch.sqrt((torch.cat(inputs[(i, name)]) ** 2).sum(0) / len(rows))
+            for name, matrix in find_matrices(block).items()
+        ]
+        flat = torch.cat([s.flatten() for s in scores])
+        ratios.append(100.0 * float((flat > m * flat.mean()).sum()) / flat.numel())
+    assert len(set(ratios)) == 4, ratios  # the blocks differ: the targets below are this model's
+
+    report = prune_model(model, rows, "wanda", 0.5, allocation="owl", allocation_params=dict(owl_lambda=lam, owl_m=m))
+    assert report.allocated == pytest.approx(owl_mapping(ratios, 0.5, lam), abs=1e-6)
+    assert report.allocated.index(min(report.allocated)) == ratios.index(max(ratios))  # most outliers: densest
     for got, want in zip(report.per_block, report.allocated):
         assert got == pytest.approx(want, abs=1 / 32)  # per-row granularity of a 32-wide linear
+
+
+def test_magnitude_prunes_below_one_threshold_per_matrix():
+    """Per matrix (METHODS.md section 2): sort(|W|.flatten())[int(numel * s)] is the threshold, rows vary."""
+    model = tiny()
+    before = {
+        (i, name): matrix.tensor().detach().clone()
+        for i, block in enumerate(find_blocks(model))
+        for name, matrix in find_matrices(block).items()
+    }
+    prune_model(model, None, "magnitude", 0.5)
+    for i, block in enumerate(find_blocks(model)):
+        for name, matrix in find_matrices(block).items():
+            w = before[(i, name)].abs()
+            threshold = torch.sort(w.flatten())[0][int(w.numel() * 0.5)]
+            pruned = matrix.tensor() == 0
+            assert torch.equal(pruned, w <= threshold), (i, name)
+            per_row = pruned.sum(1)
+            assert per_row.min() < per_row.max(), (i, name)  # one threshold per matrix, not per row
 
 
 def groups_of(model):

@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+from helpers import Pause
 from test_cell import compose_cfg
 
 from mlsweep.cell.app import run_config
@@ -110,22 +111,87 @@ def test_submitit_local_splits_the_cores_between_parallel_cells(tmp_path, tiny_o
     assert all(r["threads"] == max(1, cores // 2) for r in rows)
 
 
+def environ_of(pid: int) -> dict[str, str]:
+    """The environment a running process started with (Linux)."""
+    raw = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
 @pytest.mark.integration
-def test_a_killed_cell_shows_as_killed_and_is_run_again(tmp_path):
+def test_submitit_local_passes_cuda_visible_devices_to_the_cell(tmp_path, tiny_overrides):
+    """submitit's local executor empties CUDA_VISIBLE_DEVICES for a job asking no GPU; the cell must see ours."""
     sweep = tmp_path / "sweep"
-    grid = ["name=kill", f"hydra.sweep.dir={sweep}", "calib.nsamples=1024", "pruner=sparsegpt", "-m"]
+    pause = Pause(tmp_path, "load")  # the cell is held while we read its environment
+    env = {**os.environ, **pause.env, "CUDA_VISIBLE_DEVICES": "3,1"}
+    grid = [*tiny_overrides, "name=visible", f"hydra.sweep.dir={sweep}", "hydra/launcher=submitit_local", "-m"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlsweep", *grid],
         cwd=tmp_path,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        seen = environ_of(pause.wait(proc))
+        pause.release()
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()  # our own child
+    assert seen.get("CUDA_VISIBLE_DEVICES") == "3,1"
+    assert proc.returncode == 0, out[-3000:]
+    (row,) = [json.loads(p.read_text()) for p in sweep.rglob("result.json")]
+    assert row["status"] == "done" and row["job_id"] is None
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("keep", [True, False])
+def test_checkpoint_blocks_decides_whether_blocks_are_saved_while_pruning(tmp_path, tiny_overrides, keep):
+    """Held after block 0: its checkpoint is on disk with checkpoint_blocks=true, absent with false."""
+    pause = Pause(tmp_path, "block:0")
+    cell = tmp_path / "cell"
+    args = [*tiny_overrides, "pruner=wanda", f"runtime.checkpoint_blocks={str(keep).lower()}", f"hydra.run.dir={cell}"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlsweep", *args],
+        cwd=tmp_path,
+        env={**os.environ, **pause.env},
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        pause.wait(proc)
+        saved = [p.name for p in (cell / CHECKPOINT_DIR).rglob("block_*.safetensors")]
+        pause.release()
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()  # our own child
+    assert saved == (["block_0000.safetensors"] if keep else [])
+    assert proc.returncode == 0, out[-3000:]
+    row = json.loads((cell / "result.json").read_text())
+    assert row["status"] == "done" and row["resumed_blocks"] == []
+    assert not (cell / CHECKPOINT_DIR).exists(), "a done cell leaves no checkpoint"
+
+
+@pytest.mark.integration
+def test_a_killed_cell_shows_as_killed_and_is_run_again(tmp_path):
+    sweep = tmp_path / "sweep"
+    grid = ["name=kill", f"hydra.sweep.dir={sweep}", "calib.nsamples=64", "pruner=sparsegpt", "-m"]
+    pause = Pause(tmp_path, "block:0")  # held right after block 0 is pruned and checkpointed
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlsweep", *grid],
+        cwd=tmp_path,
+        env={**os.environ, **pause.env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
-        end = time.time() + 180
-        while time.time() < end and not list(sweep.rglob("block_0000.safetensors")):
-            time.sleep(0.05)
-        assert list(sweep.rglob(MARKER_FILE)), "the cell never started"  # killed mid-prune, after block 0
+        pause.wait(proc)
+        assert [p.name for p in sweep.rglob("block_*.safetensors")] == ["block_0000.safetensors"]
+        assert list(sweep.rglob(MARKER_FILE)), "the cell is marked as running"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # our own process group, started above
         proc.wait()
@@ -136,7 +202,7 @@ def test_a_killed_cell_shows_as_killed_and_is_run_again(tmp_path):
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     (row,) = [json.loads(p.read_text()) for p in sweep.rglob("result.json")]
     assert row["status"] == "done" and not list(sweep.rglob(MARKER_FILE))
-    assert row["resumed_blocks"][:1] == [0] and "restored from the cell's checkpoint" in rerun.stderr
+    assert row["resumed_blocks"] == [0] and "restored from the cell's checkpoint" in rerun.stderr
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])

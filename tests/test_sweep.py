@@ -93,3 +93,31 @@ def test_delta_vs_dense_in_percent():
     delta = delta_vs_dense(table)
     assert delta.loc["calib=en", "en"] == pytest.approx(20.0) and delta.loc["calib=en", "de"] == pytest.approx(-5.0)
     assert delta.loc["calib=de"].isna().all()
+
+
+def test_a_bad_value_anywhere_in_the_grid_stops_the_sweep_before_anything_loads(tmp_path, tiny_overrides):
+    """Valid grid points come before the bad one: every cell is validated before the first one runs."""
+    sweep_dir = tmp_path / "sweep"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlsweep",
+            *tiny_overrides,
+            "name=badgrid",
+            f"hydra.sweep.dir={sweep_dir}",
+            "pruner=wanda,magnitude",
+            "sparsity.target=0.5,1.5",
+            "-m",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out[-3000:]
+    assert "config error in cell" in out and "sparsity.target=1.5" in out and "nothing was run" in out
+    loaded = [p for p in sweep_dir.rglob("result.json") if "time/load_s" in json.loads(p.read_text())]
+    assert loaded == [] and not list(sweep_dir.rglob("running.json"))
+    assert "] load " not in out  # no cell printed a load stage

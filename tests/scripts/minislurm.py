@@ -5,7 +5,9 @@
     (tests: the `slurm_cluster` fixture in tests/conftest.py brings it up once per test run)
 
 Debian's slurm-wlm and munge are installed if missing (root and apt-get are
-needed for that). Nothing is written to /etc: munged gets its own key and
+needed for that, and root to run the daemons); where that cannot be done,
+`up()` raises SlurmUnavailable saying why (the tests skip on it, see
+tests/helpers.py `start_minislurm`). Nothing is written to /etc: munged gets its own key and
 socket, and slurmctld/slurmd read the config through SLURM_CONF. The node is
 `localhost` with this machine's CPUs and memory and one fake GPU (gres.conf
 `File=/dev/null`; without a File the node is marked INVAL), so jobs asking
@@ -36,6 +38,10 @@ ACCOUNTING = ("slurmdbd", "mariadbd", "mariadb-install-db", "mariadb", "sacctmgr
 DB_USER, DB_NAME = "slurm", "slurm_acct_db"  # slurmdbd's MariaDB user and database (StorageUser, StorageLoc)
 
 
+class SlurmUnavailable(RuntimeError):
+    """SLURM cannot be installed or started on this machine; the message says why."""
+
+
 def _have(names: tuple[str, ...]) -> bool:
     return all(shutil.which(d) or Path(f"/usr/sbin/{d}").exists() for d in names)
 
@@ -48,13 +54,15 @@ def ensure_installed(accounting: bool = False) -> None:
     if not packages:
         return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise RuntimeError(
+        raise SlurmUnavailable(
             "SLURM is not installed and cannot be installed here (needs root and apt-get): "
             f"apt-get install {' '.join(packages)}"
         )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True, env=env, stdout=subprocess.DEVNULL)
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
+        done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            raise SlurmUnavailable(f"`{' '.join(cmd)}` failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
 
 
 def _sbin(name: str) -> str:
@@ -230,7 +238,7 @@ StorageLoc={DB_NAME}
         )
         if made.returncode != 0:
             self.down()
-            raise RuntimeError(f"minislurm: could not create the slurmdbd database user: {made.stderr}")
+            raise SlurmUnavailable(f"minislurm: could not create the slurmdbd database user: {made.stderr}")
 
     def _start_slurmdbd(self, timeout: float) -> None:
         """slurmdbd, then the cluster registered in its database before slurmctld first connects."""
@@ -245,7 +253,7 @@ StorageLoc={DB_NAME}
         )
         if added.returncode != 0 and "already exists" not in added.stdout + added.stderr:
             self.down()
-            raise RuntimeError(f"minislurm: sacctmgr could not add the cluster: {added.stdout}{added.stderr}")
+            raise SlurmUnavailable(f"minislurm: sacctmgr could not add the cluster: {added.stdout}{added.stderr}")
 
     def _start(self, *cmd: str) -> subprocess.Popen:
         log = open(self.root / "log" / f"{Path(cmd[0]).name}.out", "ab")
@@ -257,6 +265,8 @@ StorageLoc={DB_NAME}
 
     def up(self, timeout: float = 60.0) -> MiniSlurm:
         ensure_installed(self.accounting)
+        if os.geteuid() != 0:  # SlurmUser and SlurmdUser are root: slurmd launches jobs as their user
+            raise SlurmUnavailable("the test cluster's daemons run as root; this user is not root")
         self._write_config()
         r = self.root
         self._start(
@@ -302,7 +312,7 @@ StorageLoc={DB_NAME}
             time.sleep(0.5)
         self.down()
         logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in sorted((self.root / "log").glob("*")))
-        raise RuntimeError(f"minislurm: {what}\n{logs}")
+        raise SlurmUnavailable(f"minislurm: {what}\n{logs}")
 
     def run(self, *cmd: str) -> str:
         return subprocess.run(
