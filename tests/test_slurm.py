@@ -284,6 +284,38 @@ def test_max_num_timeout_zero_lets_a_timed_out_cell_fail_instead_of_requeueing(s
     assert "Restarts=0" in slurm_cluster.run("scontrol", "show", "job", job)  # not requeued
 
 
+def test_a_blocking_launch_fails_a_cell_whose_job_was_cancelled_without_a_result(
+    slurm_cluster, tiny_overrides, tmp_path
+):
+    """Without accounting submitit reads a vanished job as UNKNOWN and would wait for it forever: the
+    launcher sees it gone from squeue for hydra.launcher.lost_after_s and fails its cell instead."""
+    sweep_dir = tmp_path / "sweep"
+    grid = [*tiny_overrides, "name=slurmlost", f"hydra.sweep.dir={sweep_dir}", *SLURM, "hydra.launcher.lost_after_s=3"]
+    pause = Pause(tmp_path, "load")
+    launch = subprocess.Popen(
+        [sys.executable, "-m", "mlsweep", *grid, "-m"],
+        cwd=tmp_path,
+        env={**os.environ, **slurm_cluster.env(), **pause.env},
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        pause.wait(launch)
+        (marker,) = sweep_dir.rglob("running.json")
+        job = json.loads(marker.read_text())["job_id"]
+        slurm_cluster.run("scancel", job)  # SIGTERM, then SIGKILL: submitit writes no result
+        out, _ = launch.communicate(timeout=300)
+    finally:
+        if launch.poll() is None:
+            launch.kill()  # our own child
+    assert launch.returncode == 1 and "1 of 1 cells failed" in out, out[-4000:]
+    assert f"job {job} left the SLURM queue without a result" in out
+    assert not rows(sweep_dir)  # nothing that looks finished
+    _, status = mlsweep(slurm_cluster, tmp_path, "status", str(sweep_dir), check=1)
+    assert "1 killed" in status
+
+
 def _sacct_state(cluster, job: str) -> str:
     """The job's state in the accounting database: the allocation's line only (-X), not its steps'."""
     return cluster.run("sacct", "-j", job, "-n", "-X", "-o", "State").strip()

@@ -115,7 +115,7 @@ class MlsweepSlurmLauncher(_Submit, SlurmLauncher):
                 flush=True,
             )
             return submitted_returns(overrides) + refused
-        return collect(jobs, overrides, failed_return) + refused
+        return collect(jobs, overrides, failed_return, float(own.get("lost_after_s", 120.0))) + refused
 
 
 class MlsweepLocalLauncher(_Submit, LocalLauncher):
@@ -155,6 +155,7 @@ class MlsweepSlurmConf(SlurmQueueConf):
     timeout_factor: float = 2.0  # timeout_min >= this x the estimated run time
     wait: bool = True  # false: submit, record the job ids, return at once
     gpu_mem_gb: float = GPU_MEMORY_GB  # GiB per GPU: a cell needing more (model.device_map) asks for more GPUs
+    lost_after_s: float = 120.0  # a job out of the queue this long without its result fails its cell
 
 
 @dataclass

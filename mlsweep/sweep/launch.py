@@ -11,6 +11,9 @@ itself and the cell resumes from its block checkpoint) and replace `launch`:
   and each group is submitted as one job array;
 - a job that fails or is cancelled becomes a FAILED JobReturn for its cell;
   the others are still collected;
+- a SLURM job that leaves the queue without writing its result (killed
+  before submitit could record it, on a cluster without accounting, where
+  submitit would wait for it forever) fails its cell after `lost_after_s`;
 - with `wait: false` the launcher records cell id -> job id in the sweep
   folder (submitted.json) and returns at once: nothing stays on the login
   node, `mlsweep status` reads progress from disk, and a relaunch skips cells
@@ -22,18 +25,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from mlsweep.config.spec import CellSpec
 from mlsweep.sweep.costs import GPU_MEMORY_GB
-from mlsweep.sweep.lifecycle import record_submissions
+from mlsweep.sweep.lifecycle import queued_jobs, record_submissions
 from mlsweep.sweep.plan import planned_cost
-from mlsweep.sweep.resources import check_rules, resources_for
+from mlsweep.sweep.resources import OWN_KEYS, check_rules, resources_for
 
-# Launcher keys mlsweep adds; they are not submitit parameters.
-OWN_KEYS = ("resources", "timeout_factor", "wait", "parallelism", "gpu_mem_gb")
+POLL_S = 2.0  # seconds between looks at the result files and the queue while waiting
 
 
 def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -64,16 +67,51 @@ def group_by_resources(
 
 
 def collect(
-    jobs: Sequence[Any], overrides: Sequence[Sequence[str]], failed: Callable[[Sequence[str], BaseException], Any]
+    jobs: Sequence[Any],
+    overrides: Sequence[Sequence[str]],
+    failed: Callable[[Sequence[str], BaseException], Any],
+    lost_after_s: Optional[float] = None,
 ) -> list[Any]:
-    """Each job's result; a job that raised or was cancelled becomes `failed(overrides, error)` for its cell."""
+    """Each job's result; a job that raised, was cancelled or was lost becomes `failed(overrides, error)`.
+
+    With `lost_after_s` (SLURM jobs), a job absent from the queue that long without a result file
+    is lost: SLURM killed it before submitit wrote anything, and without accounting submitit reads its
+    state as UNKNOWN and would wait for it forever. The grace covers a result file written late on a
+    shared filesystem.
+    """
+    lost = wait_for(jobs, lost_after_s) if lost_after_s is not None else set()
     out = []
-    for job, ov in zip(jobs, overrides):
+    for i, (job, ov) in enumerate(zip(jobs, overrides)):
+        if i in lost:
+            error = RuntimeError(
+                f"job {job.job_id} left the SLURM queue without a result (killed before it could write one); "
+                f"its log: {job.paths.stderr}"
+            )
+            out.append(failed(ov, error))
+            continue
         try:
             out.append(job.results()[0])
         except Exception as e:  # UncompletedJobError (scancel, node failure) or the job's own exception
             out.append(failed(ov, e))
     return out
+
+
+def wait_for(jobs: Sequence[Any], lost_after_s: float) -> set[int]:
+    """Wait until every job is done or lost; the indices of the lost ones."""
+    pending, lost, gone_since = set(range(len(jobs))), set(), {}
+    while pending:
+        pending -= {i for i in pending if jobs[i].done()}
+        queued = queued_jobs(jobs[i].job_id for i in pending)
+        now = time.monotonic()
+        for i in sorted(pending):
+            if queued is None or jobs[i].job_id in queued:  # alive, or the queue could not be asked
+                gone_since.pop(i, None)
+            elif now - gone_since.setdefault(i, now) >= lost_after_s and not jobs[i].done():
+                pending.discard(i)
+                lost.add(i)
+        if pending:
+            time.sleep(POLL_S)
+    return lost
 
 
 def remember(sweep_dir: Path, jobs_by_cell: dict[str, str]) -> None:

@@ -38,6 +38,7 @@ from mlsweep.results.cellfolder import MARKER_FILE, RESULT_FILE, atomic_write_js
 PLAN_FILE = "plan.json"
 SUBMITTED_FILE = "submitted.json"
 STATUSES = ("done", "failed", "running", "queued", "killed", "todo")
+ALIVE_STATES = ("PENDING", "RUNNING", "CONFIGURING", "REQUEUED", "RESIZING", "SUSPENDED", "COMPLETING")
 
 
 @dataclass
@@ -61,27 +62,32 @@ def _read(path: Path) -> Optional[dict]:
 
 def alive_slurm_jobs(job_ids: Iterable[str]) -> set[str]:
     """The job ids among `job_ids` that SLURM still has pending or running (empty without SLURM)."""
+    return queued_jobs(job_ids) or set()
+
+
+def queued_jobs(job_ids: Iterable[str]) -> Optional[set[str]]:
+    """The job ids among `job_ids` in SLURM's queue, alive; None when the queue cannot be asked.
+
+    `-r` lists every array element on its own line: a pending array shows as `123_[1-3]` otherwise,
+    and its elements would read as gone.
+    """
     ids = sorted({str(j) for j in job_ids if j})
-    if not ids or shutil.which("squeue") is None:
+    if not ids:
         return set()
+    if shutil.which("squeue") is None:
+        return None
     try:
-        out = subprocess.run(
-            ["squeue", "-h", "-o", "%i %T", "-j", ",".join(ids)], capture_output=True, text=True, timeout=30
-        ).stdout
+        proc = subprocess.run(
+            ["squeue", "-h", "-r", "-o", "%i %T", "-j", ",".join(ids)], capture_output=True, text=True, timeout=30
+        )
     except (OSError, subprocess.SubprocessError):
-        return set()
+        return None
+    if proc.returncode != 0 and "Invalid job id" not in proc.stderr:
+        return None  # the controller did not answer; an id it no longer knows is an answer
     alive = set()
-    for line in out.split("\n"):
+    for line in proc.stdout.split("\n"):
         parts = line.split()
-        if len(parts) == 2 and parts[1] in (
-            "PENDING",
-            "RUNNING",
-            "CONFIGURING",
-            "REQUEUED",
-            "RESIZING",
-            "SUSPENDED",
-            "COMPLETING",
-        ):
+        if len(parts) == 2 and parts[1] in ALIVE_STATES:
             alive.add(parts[0])
     return alive
 

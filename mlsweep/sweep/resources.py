@@ -26,8 +26,10 @@ from mlsweep.sweep.costs import Cost
 RULE_KEYS = ("max_params_b",)
 # Launcher parameters that are counts or sizes: a rule giving one of them as text fails before submission.
 NUMERIC_KEYS = ("max_params_b", "gpus_per_node", "mem_gb", "cpus_per_task", "timeout_min", "nodes", "tasks_per_node")
+# Launcher keys mlsweep adds; they are not submitit parameters (mlsweep.sweep.launch splits them off).
+OWN_KEYS = ("resources", "timeout_factor", "wait", "parallelism", "gpu_mem_gb", "lost_after_s")
 # Keys of the launcher node that are not launcher parameters a rule may set.
-NOT_RULE_PARAMS = ("submitit_folder", "_target_", "resources", "timeout_factor", "wait", "parallelism", "gpu_mem_gb")
+NOT_RULE_PARAMS = ("submitit_folder", "_target_", *OWN_KEYS)
 
 
 def check_launcher(launcher: Mapping[str, Any]) -> None:
