@@ -21,6 +21,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
+from hydra_plugins.mlsweep_sweeper.grid_compose import GridComposer
 from mlsweep.config.spec import CellSpec
 from mlsweep.sweep.plan import print_plan
 from mlsweep.sweep.resources import check_launcher
@@ -45,6 +46,7 @@ class MlsweepSweeper(BasicSweeper):
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.plan_only = plan_only  # `mlsweep plan`: list the cells with status and cost, run nothing
+        self.composer: Optional[GridComposer] = None
 
     def grid(self, arguments: List[str]) -> list[list[str]]:
         """The cartesian product of sweeper params and command-line overrides."""
@@ -52,8 +54,10 @@ class MlsweepSweeper(BasicSweeper):
         return self.split_arguments(parser.parse_overrides(self._parse_config() + list(arguments)), None)[0]
 
     def compose(self, overrides: Sequence[str]) -> Cell:
-        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-        return Cell(tuple(overrides), CellSpec.from_config(cfg), str(cfg.hydra.sweep.subdir))
+        if self.composer is None:  # one full composition per set of group choices (grid_compose.py)
+            self.composer = GridComposer(self.hydra_context.config_loader, self.config)
+        with self.composer.composed(overrides) as cfg:
+            return Cell(tuple(overrides), CellSpec.from_config(cfg), str(cfg.hydra.sweep.subdir))
 
     def sweep(self, arguments: List[str]) -> Any:
         invalid: Optional[list[Invalid]] = [] if self.plan_only else None
