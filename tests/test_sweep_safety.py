@@ -182,7 +182,7 @@ def test_safe_folder_keeps_names_distinct_and_short():
     assert len(safe_folder(long_a).encode()) <= FOLDER_MAX and safe_folder(long_a) != safe_folder(long_b)
 
 
-def test_credentials_are_refused_as_overrides_and_never_printed(tmp_path, tiny_overrides):
+def test_credentials_are_refused_as_overrides_and_never_printed(tmp_path, tiny_overrides, monkeypatch):
     secret = "k3y-0f-the-user-9f8e7d"
     env = {"WANDB_API_KEY": secret}
     for extra in (["+report.api_token=abc"], [f"model.name={secret}"], [f"model.name=tiny,{secret}", "-m"]):
@@ -192,6 +192,7 @@ def test_credentials_are_refused_as_overrides_and_never_printed(tmp_path, tiny_o
         assert secret not in run.stdout + run.stderr
     assert not (tmp_path / "outputs").exists()
     # in an experiment's grid (hydra.sweeper.params) the sweeper refuses it too, without echoing it
+    monkeypatch.setenv("WANDB_API_KEY", secret)
     assert credential_override(["pruner=wanda", f"model.name={secret}"]).endswith("not run")
     assert secret not in credential_override([f"model.name={secret}"])
     assert credential_override(["pruner=wanda", "model.name=tiny"]) == ""
