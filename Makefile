@@ -39,7 +39,7 @@ format: install  ## apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 test: install  ## the default test run (fast tiers + integration; no slow sweeps)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" --durations=15
 
 test-full: install  ## every test, the slow sweeps included
 	$(BIN)/python -m pytest -q
