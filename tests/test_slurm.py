@@ -219,9 +219,8 @@ def test_a_relaunch_skips_cells_whose_jobs_are_queued_or_running(slurm_cluster, 
     assert sorted(r["job_id"] for r in rows(sweep_dir)) == sorted(submitted.values())
 
 
-def preempt_while_held(cluster, tmp_path, sweep_dir, grid, stage, requeue):
-    """Launch (waiting), hold the cell at `stage`, send it USR2 as SLURM does at the time limit or a
-    preemption (`requeue`: and release the requeued job); returns (exit code, output, job id)."""
+def while_held(cluster, tmp_path, sweep_dir, grid, stage, act):
+    """Launch (waiting), hold the cell at `stage`, call `act(job id)`; returns (exit code, output, job id)."""
     pause = Pause(tmp_path, stage)
     launch = subprocess.Popen(
         [sys.executable, "-m", "mlsweep", *grid, "-m"],
@@ -235,17 +234,27 @@ def preempt_while_held(cluster, tmp_path, sweep_dir, grid, stage, requeue):
         pause.wait(launch)
         (marker,) = sweep_dir.rglob("running.json")
         job = json.loads(marker.read_text())["job_id"]
+        act(job)
+        out, _ = launch.communicate(timeout=400)
+    finally:
+        if launch.poll() is None:
+            launch.kill()  # our own child
+    return launch.returncode, out, job
+
+
+def preempt_while_held(cluster, tmp_path, sweep_dir, grid, stage, requeue):
+    """Launch (waiting), hold the cell at `stage`, send it USR2 as SLURM does at the time limit or a
+    preemption (`requeue`: and release the requeued job); returns (exit code, output, job id)."""
+
+    def preempt(job: str) -> None:
         cluster.run("scancel", "--signal=USR2", job)
         if requeue:
             # SLURM holds a requeued job for 2 minutes (its BeginTime); release it, as an admin can, 2 s on:
             # slurmd refuses a job credential issued in the second its previous run's was revoked
             _wait("the requeue", lambda: squeue(cluster, job).get(job) == "PENDING")
             cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now+2")
-        out, _ = launch.communicate(timeout=400)
-    finally:
-        if launch.poll() is None:
-            launch.kill()  # our own child
-    return launch.returncode, out, job
+
+    return while_held(cluster, tmp_path, sweep_dir, grid, stage, preempt)
 
 
 def test_a_preempted_cell_is_requeued_and_resumes_from_its_block_checkpoint(slurm_cluster, tmp_path):
@@ -291,25 +300,11 @@ def test_a_blocking_launch_fails_a_cell_whose_job_was_cancelled_without_a_result
     launcher sees it gone from squeue for hydra.launcher.lost_after_s and fails its cell instead."""
     sweep_dir = tmp_path / "sweep"
     grid = [*tiny_overrides, "name=slurmlost", f"hydra.sweep.dir={sweep_dir}", *SLURM, "hydra.launcher.lost_after_s=3"]
-    pause = Pause(tmp_path, "load")
-    launch = subprocess.Popen(
-        [sys.executable, "-m", "mlsweep", *grid, "-m"],
-        cwd=tmp_path,
-        env={**os.environ, **slurm_cluster.env(), **pause.env},
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    # scancel: SIGTERM, then SIGKILL, and submitit writes no result
+    code, out, job = while_held(
+        slurm_cluster, tmp_path, sweep_dir, grid, "load", lambda j: slurm_cluster.run("scancel", j)
     )
-    try:
-        pause.wait(launch)
-        (marker,) = sweep_dir.rglob("running.json")
-        job = json.loads(marker.read_text())["job_id"]
-        slurm_cluster.run("scancel", job)  # SIGTERM, then SIGKILL: submitit writes no result
-        out, _ = launch.communicate(timeout=300)
-    finally:
-        if launch.poll() is None:
-            launch.kill()  # our own child
-    assert launch.returncode == 1 and "1 of 1 cells failed" in out, out[-4000:]
+    assert code == 1 and "1 of 1 cells failed" in out, out[-4000:]
     assert f"job {job} left the SLURM queue without a result" in out
     assert not rows(sweep_dir)  # nothing that looks finished
     _, status = mlsweep(slurm_cluster, tmp_path, "status", str(sweep_dir), check=1)
