@@ -25,6 +25,44 @@ def test_per_row_ties_broken_by_column_index():
     assert mask[:, :4].all() and not mask[:, 4:].any()
 
 
+def stable_sort_mask(score, sparsity):
+    """The reference's rule: the first int(d_in * s) indices of a stable ascending sort of each row."""
+    k = int(score.shape[1] * sparsity)
+    mask = torch.zeros_like(score, dtype=torch.bool)
+    return mask.scatter_(1, torch.sort(score, dim=-1, stable=True)[1][:, :k], True) if k else mask
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_per_row_selection_equals_the_stable_sort_with_many_ties(dtype):
+    g = torch.Generator().manual_seed(4)
+    for trial in range(60):
+        d_out, d_in = int(torch.randint(1, 24, (1,), generator=g)), int(torch.randint(1, 40, (1,), generator=g))
+        score = torch.randint(0, 4, (d_out, d_in), generator=g).to(dtype)  # a few values: ties everywhere
+        score[0] = 2  # a row of equal values
+        for s in (0.0, 1 / d_in, 0.3, 0.5, 0.77, (d_in - 1) / d_in, 0.999):
+            assert torch.equal(masks.mask_per_row(score, s), stable_sort_mask(score, s)), (trial, s)
+
+
+def test_per_row_selection_orders_nan_and_inf_as_the_stable_sort_does():
+    """NaN sorts after +inf, and NaNs among themselves by column, in torch.sort; -0.0 ties with 0.0."""
+    g = torch.Generator().manual_seed(5)
+    score = torch.randint(0, 3, (40, 12), generator=g).float()
+    score[torch.rand(40, 12, generator=g) < 0.3] = float("nan")
+    score[torch.rand(40, 12, generator=g) < 0.2] = float("inf")
+    score[torch.rand(40, 12, generator=g) < 0.2] = -0.0
+    score[1] = float("nan")
+    for s in (0.25, 0.5, 0.75, 11 / 12):
+        assert torch.equal(masks.mask_per_row(score, s), stable_sort_mask(score, s)), s
+
+
+def test_per_row_selection_equals_the_stable_sort_on_continuous_scores():
+    torch.manual_seed(6)
+    score = torch.rand(64, 300) * torch.rand(1, 300)
+    score[:, ::7] = score[:, 3:4]  # exact ties across columns of every row
+    for s in (0.1, 0.5, 0.9):
+        assert torch.equal(masks.mask_per_row(score, s), stable_sort_mask(score, s))
+
+
 def test_per_matrix_follows_reference_threshold_including_ties():
     score = torch.tensor([[1.0, 2.0, 2.0, 2.0], [3.0, 4.0, 5.0, 6.0]])
     # threshold = sort(flat)[int(8 * 0.25)] = sort[2] = 2.0; all entries <= 2.0 are pruned (4 of 8)

@@ -89,3 +89,58 @@ def test_sparsegpt_reconstructs_better_than_wanda_at_the_same_sparsity():
     err = lambda Wh: torch.linalg.norm(X @ W.t() - X @ Wh.t())
     assert abs(float((w_sgpt == 0).float().mean()) - 0.6) < 0.01
     assert err(w_sgpt) < 0.8 * err(w_wanda)
+
+
+def reference_sweep(W, H, sparsity, percdamp=0.01, blocksize=128):
+    """The reference's lazy-batch sweep step for step, in fp32 (IST-DASLab `fasterprune`, unstructured)."""
+    W, H = W.clone(), H.clone()
+    dead = torch.diag(H) == 0
+    H[dead, dead] = 1
+    W[:, dead] = 0
+    H[range(len(H)), range(len(H))] += percdamp * torch.mean(torch.diag(H))
+    Hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
+    for i1 in range(0, W.shape[1], blocksize):
+        i2 = min(i1 + blocksize, W.shape[1])
+        W1, Hinv1 = W[:, i1:i2].clone(), Hinv[i1:i2, i1:i2]
+        Q1, Err1 = torch.zeros_like(W1), torch.zeros_like(W1)
+        tmp = W1**2 / torch.diag(Hinv1).reshape(1, -1) ** 2
+        mask1 = tmp <= torch.sort(tmp.flatten())[0][int(tmp.numel() * sparsity)]
+        for i in range(i2 - i1):
+            w, d = W1[:, i], Hinv1[i, i]
+            q = w.clone()
+            q[mask1[:, i]] = 0
+            Q1[:, i] = q
+            err1 = (w - q) / d
+            W1[:, i:] -= err1.unsqueeze(1).matmul(Hinv1[i, i:].unsqueeze(0))
+            Err1[:, i] = err1
+        W[:, i1:i2] = Q1
+        W[:, i2:] -= Err1.matmul(Hinv[i1:i2, i2:])
+    return W
+
+
+@pytest.mark.parametrize("sparsity,blocksize", [(0.5, 32), (0.6, 128), (0.5, 40)])
+def test_sweep_equals_the_reference_bit_for_bit(sparsity, blocksize):
+    """Same masks and same weights to the last bit: in-place factor, kthvalue quantile, transposed sweep."""
+    W, X, hess = layer(d_out=48, d_in=160, tokens=600, dead=(3,))
+    ours = sparsegpt.obs_prune(W, hess.H, masks.make_target(sparsity), 0.01, blocksize)
+    assert torch.equal(ours, reference_sweep(W, hess.H, sparsity, 0.01, blocksize))
+
+
+def test_readers_of_one_input_share_one_factor_and_get_what_each_would_alone():
+    """q/k/v read one input: the factor is computed once and each solve equals a solve of its own."""
+    W, X, hess = layer(d_out=32, d_in=96, dead=(7,))
+    H = hess.H
+    hess.readers = 3
+    params, target = sparsegpt.Params(blocksize=32), masks.make_target(0.5)
+    weights = [W, W.flip(0), 2 * W]
+    results = [sparsegpt.prune(w, hess, target, params) for w in weights]
+    assert hess.sum is None and hess._factor is None, "the last reader frees the factor"
+    for w, got in zip(weights, results):
+        assert torch.equal(got, sparsegpt.obs_prune(w, H, target, blocksize=32))
+
+
+def test_a_collector_with_no_rows_of_its_own_holds_no_matrix():
+    hess = sparsegpt.Hessian(64)
+    assert hess.sum is None
+    hess.add(torch.randn(10, 64), n_seq=1)
+    assert hess.sum.shape == (64, 64)

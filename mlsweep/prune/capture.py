@@ -134,14 +134,22 @@ def capture_inputs(
 
 @torch.no_grad()
 def run_block(
-    block: nn.Module, batches: list[Batch], device: torch.device, on_batch: Callable[[Batch], None] | None = None
+    block: nn.Module,
+    batches: list[Batch],
+    device: torch.device,
+    on_batch: Callable[[Batch], None] | None = None,
+    keep: bool = True,
 ) -> list[torch.Tensor]:
+    """The block's output for every batch; keep=False: run it for its hooks only and keep nothing
+    (a statistics pass whose outputs nobody reads would hold a second activation buffer)."""
     outs = []
     for b in batches:
         if on_batch:
             on_batch(b)
         out = _block_output(block(b.hidden.to(device), *move(b.args, device), **move(b.kwargs, device)))
-        outs.append(out.to(b.hidden.device))
+        if keep:
+            outs.append(out.to(b.hidden.device))
+        del out
     return outs
 
 

@@ -152,7 +152,8 @@ def _prune_block(
     device: torch.device,
     workspace: Workspace,
 ) -> tuple[Optional[list[torch.Tensor]], list[str]]:
-    """Prune one block in place; returns its dense outputs (if it had a statistics pass) and the
+    """Prune one block in place; returns its dense outputs (kept from the statistics pass only
+    for dense propagation: with sequential propagation the pruned block is re-run) and the
     experts pruned by the fallback ('<experts>.<e>')."""
     layout = block_layout(block, opts.exclude)
     if not spec.needs_calibration:
@@ -161,8 +162,9 @@ def _prune_block(
     groups = matrix_groups(block, layout, data[0], device) if opts.true_sequential else [list(layout.matrices)]
     dense_outs, fallback = None, set()
     for g, names in enumerate(groups):
-        stats, outs = collect(block, layout, names, spec.collector(params), data, device, workspace)
-        dense_outs = outs if g == 0 else dense_outs
+        keep = g == 0 and not opts.sequential  # dense propagation feeds the next block the first pass's outputs
+        stats, outs = collect(block, layout, names, spec.collector(params), data, device, workspace, keep)
+        dense_outs = outs if keep else dense_outs
         fallback |= _prune_matrices(layout, names, spec, stats, target, params)
     return dense_outs, sorted(f"{layout.moes[k].container}.{e}" for k, e in fallback)
 

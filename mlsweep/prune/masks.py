@@ -74,17 +74,33 @@ def mask_per_matrix(score: torch.Tensor, sparsity: float) -> torch.Tensor:
 
 
 def mask_per_row(score: torch.Tensor, sparsity: float) -> torch.Tensor:
-    """Prune exactly int(d_in * s) lowest scores in every output row (stable sort).
+    """Prune exactly int(d_in * s) lowest scores in every output row, ties to the lower column.
 
     The comparison group of Wanda: every row of every linear reaches the same
-    sparsity; ties are broken by column index through the stable sort.
+    sparsity. The reference prunes the first k indices of a stable ascending
+    sort; a full sort per row was most of the mask's cost, so this selects
+    instead and yields the same set: v = the k-th smallest score of the row
+    (`kthvalue`, linear time); every score below v is pruned, and of the scores
+    equal to v the lowest-index ones until k are pruned. torch.sort and
+    kthvalue both order NaN after every number, so a row whose k-th smallest
+    is NaN prunes all its numbers and its lowest-index NaNs.
     """
     k = int(score.shape[1] * sparsity)
-    mask = torch.zeros_like(score, dtype=torch.bool)
     if k == 0:
-        return mask
-    idx = torch.sort(score, dim=-1, stable=True)[1][:, :k]
-    return mask.scatter_(1, idx, True)
+        return torch.zeros_like(score, dtype=torch.bool)
+    v = torch.kthvalue(score, k, dim=1, keepdim=True).values  # (d_out, 1)
+    mask = score <= v
+    nan_rows = v.isnan().squeeze(1)
+    if nan_rows.any():
+        mask[nan_rows] = True
+    excess = mask.sum(dim=1) - k  # entries tied at v beyond the k-th
+    rows = (excess > 0).nonzero().squeeze(1)
+    if rows.numel():  # give back the highest-index ties: the stable sort places them last
+        s, vr = score[rows], v[rows]
+        tie = torch.where(vr.isnan(), s.isnan(), s == vr)
+        rank = torch.cumsum(tie, dim=1)  # 1-based rank of each tie in column order
+        mask[rows] &= ~(tie & (rank > tie.sum(dim=1, keepdim=True) - excess[rows, None]))
+    return mask
 
 
 def mask_nm(score: torch.Tensor, n: int, m: int) -> torch.Tensor:

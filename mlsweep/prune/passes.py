@@ -31,8 +31,13 @@ def collect(
     batches: list[Batch],
     device: torch.device,
     workspace: Workspace,
+    keep_outputs: bool = True,
 ) -> tuple[PassStats, list[torch.Tensor]]:
     """One pass over the block with hooks feeding the collectors of `names`; returns (stats, outputs).
+
+    keep_outputs=False: the block's outputs are not kept (an empty list is returned), for a caller
+    that recomputes them after pruning. The workspace's scratch buffers are released when the pass
+    ends, so they do not sit beside the solver's matrices.
 
     Dense matrices that read the same input tensor (q/k/v, gate/up) share one collector: the
     statistics are the same, so accumulating them once is exact and saves the work (a d_in x d_in
@@ -89,12 +94,13 @@ def collect(
     handles = [matrices[n].owner.register_forward_hook(dense_hook(n)) for n in dense]
     try:
         with routed_inputs(block, layout.moes if routed else [], feed), tap.hooked() if tap else nullcontext():
-            outs = run_block(block, batches, device, on_batch=next_batch)
+            outs = run_block(block, batches, device, on_batch=next_batch, keep=keep_outputs)
         if state["b"] is not None:
             stats.end_batch(state["b"].hidden.shape[0], state["b"].lang, device)
     finally:
         for h in handles:
             h.remove()
+        workspace.clear()
     return stats, outs
 
 

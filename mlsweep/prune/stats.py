@@ -17,8 +17,9 @@ collectors. That is the dense rule applied to the expert's input with the
 rows of tokens not routed to it set to zero, so an expert that every token
 reaches gets exactly the dense statistics.
 
-`Workspace` holds scratch tensors reused inside one prune call and freed at
-its end, so nothing the engine allocates outlives the pruning of a model.
+`Workspace` holds scratch tensors reused inside one statistics pass and freed
+at its end (mlsweep.prune.passes.collect), so they neither sit beside the
+solver's matrices nor outlive the pruning of a model.
 """
 
 from __future__ import annotations
@@ -40,11 +41,11 @@ class Collector(Protocol):
 
 
 class Workspace:
-    """Scratch buffers keyed by (shape, device), reused within one prune call.
+    """Scratch buffers keyed by (shape, device), reused within one statistics pass.
 
     A fresh d x d temporary per calibration sequence fragments the heap (a
     streamed SparseGPT run grew 1.5x), so collectors borrow one buffer per
-    size here; `clear` drops them all when the call ends.
+    size here; `clear` drops them all when the pass ends.
     """
 
     def __init__(self) -> None:

@@ -47,19 +47,34 @@ class Hessian:
     Updated one sequence at a time with the reference's running rule
     (H *= n/(n+1); x *= sqrt(2/(n+1)); H += x x^T), so the result is the
     reference's to the last bit whatever the calibration batch size.
+
+    Linears that read one input (q/k/v, gate/up) share this collector, and
+    their solves need the same inverse factor, so `take_factor` turns H into
+    it once, in place, and hands it to every reader (the reference factors
+    the same matrix once per linear).
     """
 
     def __init__(self, d_in: int, workspace: Optional[Workspace] = None):
-        self.sum = torch.zeros(d_in, d_in, dtype=torch.float32)
+        self.d_in = d_in
+        # allocated at the first add: a collector that never sees a row of its own (k and v read
+        # q's input and share its collector) costs no d x d matrix
+        self.sum: Optional[torch.Tensor] = None
         self.n_seq = 0
         self.readers = 1  # linears sharing this input (q/k/v); the layer loop sets it
         self.workspace = workspace if workspace is not None else Workspace()
+        self._factor: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+
+    def _matrix(self, device: torch.device) -> torch.Tensor:
+        if self.sum is None:
+            self.sum = torch.zeros(self.d_in, self.d_in, dtype=torch.float32, device=device)
+        elif self.sum.device != device:
+            self.sum = self.sum.to(device)
+        return self.sum
 
     def add(self, x: torch.Tensor, n_seq: int, lang: Optional[str] = None, lengths: Optional[list[int]] = None) -> None:
-        if self.sum.device != x.device:
-            self.sum = self.sum.to(x.device)
-        # one d x d buffer for the per-sequence products, shared within the prune call: a fresh
-        # temporary per sequence fragments the heap (peak memory grew 1.5x streamed)
+        self._matrix(x.device)
+        # one d x d buffer for the per-sequence products, shared within the statistics pass: a
+        # fresh temporary per sequence fragments the heap (peak memory grew 1.5x streamed)
         outer = self.workspace.buffer(self.sum.shape, x.device)
         for seq in per_sequence(x, n_seq, lengths):
             self.sum *= self.n_seq / (self.n_seq + 1)
@@ -72,15 +87,24 @@ class Hessian:
 
     @property
     def H(self) -> torch.Tensor:
-        return self.sum.clone()
+        return self._matrix(self.sum.device if self.sum is not None else torch.device("cpu")).clone()
 
-    def take_H(self) -> torch.Tensor:
-        """H without a copy for its last user (linears sharing an input share the collector)."""
-        if self.readers > 1:
-            self.readers -= 1
-            return self.sum.clone()
-        H, self.sum = self.sum, None
-        return H
+    def take_factor(self, percdamp: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(U, dead): the upper Cholesky factor of the damped H^-1 and the dead inputs.
+
+        Computed from H in its own storage at the first call (H is gone afterwards); the last
+        of the `readers` takes the factor away, so it is freed with that linear's solve.
+        """
+        if self._factor is None:
+            H = self.sum if self.sum is not None else torch.zeros(self.d_in, self.d_in)
+            self.sum = None
+            with no_tf32():
+                self._factor = inverse_hessian_factor_(H, percdamp)
+        factor = self._factor
+        self.readers -= 1
+        if self.readers <= 0:
+            self._factor = None
+        return factor
 
 
 @contextmanager
@@ -93,17 +117,21 @@ def no_tf32() -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def inverse_hessian_factor(H: torch.Tensor, W: torch.Tensor, percdamp: float) -> torch.Tensor:
-    """Upper Cholesky factor of the damped H^-1; modifies H, and zeroes W's dead columns, in place."""
+def inverse_hessian_factor_(H: torch.Tensor, percdamp: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(U, dead): the upper Cholesky factor of the damped H^-1, written over H, and the dead inputs.
+
+    The reference's steps (dead inputs get H_dd = 1, damping, cholesky, cholesky_inverse,
+    upper cholesky), each into H's own storage: the same results bit for bit as separate
+    tensors, with one d x d matrix alive instead of up to four (on a 70B model's MLP input,
+    0.8 GB each).
+    """
     dead = torch.diag(H) == 0
     H[dead, dead] = 1.0
-    W[:, dead] = 0.0
     H.diagonal().add_(percdamp * torch.mean(torch.diag(H)))
-    L = torch.linalg.cholesky(H)
-    del H
-    Hinv = torch.cholesky_inverse(L)
-    del L
-    return torch.linalg.cholesky(Hinv, upper=True)
+    torch.linalg.cholesky(H, out=H)
+    torch.cholesky_inverse(H, out=H)
+    torch.linalg.cholesky(H, upper=True, out=H)
+    return H, dead
 
 
 def obs_prune(
@@ -114,43 +142,91 @@ def obs_prune(
     blocksize: int = 128,
     own_H: bool = False,
 ) -> torch.Tensor:
-    """The SparseGPT column sweep; W (d_out, d_in) fp32, returns the pruned, updated weight.
+    """The SparseGPT solve of one matrix; W (d_out, d_in), returns the pruned, updated weight in fp32.
 
     own_H: H may be overwritten (saves a copy of a d_in x d_in matrix).
     """
     with no_tf32():
-        W = W.clone().float()
-        H = H.float() if own_H else H.float().clone()
-        U = inverse_hessian_factor(H, W, percdamp)
-        del H
-        d_in = W.shape[1]
+        U, dead = inverse_hessian_factor_(H.float() if own_H else H.float().clone(), percdamp)
+        W = W.float().clone()
+        W[:, dead] = 0.0
+        return obs_sweep(W, U, target, blocksize)
+
+
+def obs_sweep(W: torch.Tensor, U: torch.Tensor, target: SparsityTarget, blocksize: int = 128) -> torch.Tensor:
+    """The column sweep on W (fp32, modified in place and returned) given H^-1's upper factor U.
+
+    Each block of columns is swept in a transposed copy, so that a column is a contiguous row and
+    the per-column update a contiguous (later columns x d_out) slab.
+    """
+    d_out, d_in = W.shape
+    # (3, blocksize, d_out): a block's transposed columns, its errors, one column's update products;
+    # allocated once per matrix rather than per block of columns
+    scratch = torch.empty(3, min(blocksize, d_in), d_out, dtype=W.dtype, device=W.device)
+    with no_tf32():
         for i1 in range(0, d_in, blocksize):
             i2 = min(i1 + blocksize, d_in)
-            W1, U1 = W[:, i1:i2].clone(), U[i1:i2, i1:i2]
-            Q1, Err1 = torch.zeros_like(W1), torch.zeros_like(W1)
-            diag = torch.diag(U1)
-            mask1 = torch.zeros_like(W1, dtype=torch.bool)
-            if not target.is_nm and target.sparsity > 0:
-                score = W1**2 / diag[None, :] ** 2
-                thresh = torch.sort(score.flatten())[0][int(score.numel() * target.sparsity)]
-                mask1 = score <= thresh
-            for i in range(i2 - i1):
-                w, d = W1[:, i], U1[i, i]
-                if target.is_nm and i % target.m == 0:
-                    score = W1[:, i : i + target.m] ** 2 / diag[i : i + target.m][None, :] ** 2
-                    mask1.scatter_(1, i + torch.topk(score, target.n, dim=1, largest=False)[1], True)
-                q = w.masked_fill(mask1[:, i], 0.0)
-                Q1[:, i] = q
-                err = (w - q) / d
-                W1[:, i:].addr_(err, U1[i, i:], alpha=-1.0)  # in place: no (d_out x cols) temporary
-                Err1[:, i] = err
-            W[:, i1:i2] = Q1
-            W[:, i2:] -= Err1 @ U[i1:i2, i2:]
+            U1 = U[i1:i2, i1:i2]
+            W1T, ErrT, products = scratch[:, : i2 - i1]  # (cols, d_out) each
+            W1T.copy_(W[:, i1:i2].t())
+            mask1 = _block_mask(W1T, torch.diag(U1), target)  # (d_out, cols)
+            _sweep_block(W1T, U1, mask1, target, ErrT, products)
+            W[:, i1:i2] = W1T.t()
+            W[:, i2:] -= ErrT.t().contiguous() @ U[i1:i2, i2:]  # the reference's lazy update, same layout
         return W
 
 
+def _block_mask(W1T: torch.Tensor, diag: torch.Tensor, target: SparsityTarget) -> torch.Tensor:
+    """The unstructured mask of a block (d_out x cols): w^2 / U_cc^2 at or below the reference's quantile.
+
+    The quantile is the int(numel * s)-th smallest score (0-based) of the whole block; `kthvalue`
+    gives that very element without the reference's full sort. N:M masks are filled during the sweep.
+    """
+    mask = torch.zeros(W1T.shape[1], W1T.shape[0], dtype=torch.bool, device=W1T.device)
+    if target.is_nm or target.sparsity <= 0:
+        return mask
+    score = W1T.t() ** 2 / diag[None, :] ** 2
+    k = int(score.numel() * target.sparsity)
+    thresh = torch.kthvalue(score.flatten(), k + 1).values
+    return torch.le(score, thresh, out=mask)
+
+
+def _sweep_block(
+    W1T: torch.Tensor,
+    U1: torch.Tensor,
+    mask1: torch.Tensor,
+    target: SparsityTarget,
+    ErrT: torch.Tensor,
+    products: torch.Tensor,
+) -> None:
+    """Prune and update the block's columns in turn (W1T in place), writing the scaled errors to ErrT.
+
+    Per column c, as the reference: err = (w - q) / U_cc with q = w masked, then every later
+    column of the block loses err * U[c, later], each product rounded before the subtraction
+    (the reference's outer-product matmul; a fused multiply-add would round differently).
+    Column c itself ends as q, which the reference writes in place of its updated value.
+    """
+    cols = W1T.shape[0]
+    zero = torch.zeros((), dtype=W1T.dtype, device=W1T.device)
+    for c in range(cols):
+        if target.is_nm and c % target.m == 0:
+            score = (W1T[c : c + target.m].t() ** 2 / torch.diag(U1)[c : c + target.m][None, :] ** 2).contiguous()
+            mask1[:, c : c + target.m].scatter_(1, torch.topk(score, target.n, dim=1, largest=False)[1], True)
+        w, m, err = W1T[c], mask1[:, c], ErrT[c]
+        torch.where(m, w, zero, out=err)  # w - q: w where pruned, 0 where kept
+        err.div_(U1[c, c])
+        rest = cols - c - 1
+        if rest:
+            torch.mul(U1[c, c + 1 :, None], err, out=products[:rest])
+            W1T[c + 1 :].sub_(products[:rest])
+        w.masked_fill_(m, 0.0)
+
+
 def prune(weight: torch.Tensor, stats: Hessian, target: SparsityTarget, params: Params) -> torch.Tensor:
-    return obs_prune(weight, stats.take_H(), target, params.percdamp, params.blocksize, own_H=True)
+    U, dead = stats.take_factor(params.percdamp)
+    W = weight.float().clone()
+    W[:, dead] = 0.0
+    return obs_sweep(W, U, target, params.blocksize)
 
 
 def working_bytes(hidden: int, mlp: int) -> float:
