@@ -19,6 +19,13 @@ change the result:
   non-zero) per block, max abs weight difference, and each pruned model's
   relative output error against the dense model on the held-out windows.
 
+Last, streaming memory: a 24-block Llama saved with save_pretrained is pruned
+from disk with SparseGPT (prune_checkpoint); the peak resident set during the
+call minus the resident set just before it, divided by one block's parameter
+bytes. The peak is the kernel's exact high-water mark (VmHWM, reset just
+before the call: no sampling); one torch thread, as in tests/test_stream.py;
+the median of 3 fresh processes. Target: at most 3 blocks.
+
 Exit status 1 if the initial weights differ or the results disagree beyond
 what is expected: Wanda, no differing mask entry at all; SparseGPT (whose
 masks are sensitive to fp32 rounding of the Hessian, and sequential
@@ -26,8 +33,8 @@ propagation carries one block's flips into the next block's inputs), at most
 MAX_SPARSEGPT_BLOCK0_FLIP_FRAC of block 0's entries (its inputs are
 bit-identical in both) and output errors within MAX_SPARSEGPT_ERR_GAP of each other.
 
-    .venv/bin/python bench/bench_prune.py            # full run (~100M model), about 3 minutes on 2 quiet cores
-    .venv/bin/python bench/bench_prune.py --quick    # smoke run on a 4-block, hidden-256 model
+    .venv/bin/python bench/bench_prune.py            # full run (~100M model), about 4 minutes on 2 quiet cores
+    .venv/bin/python bench/bench_prune.py --quick    # smoke run: a 4-block, hidden-256 model; 6 blocks streamed
 """
 
 from __future__ import annotations
@@ -51,6 +58,19 @@ MODEL_SEED, CALIB_SEED, HELDOUT_SEED, N_HELDOUT = 0, 1, 2, 4
 MAX_SPARSEGPT_BLOCK0_FLIP_FRAC = 1e-3  # fp32-order flips where both sides see identical inputs
 MAX_SPARSEGPT_ERR_GAP = 0.05  # relative gap between the two pruned models' output errors
 QUIET_WAIT_S, QUIET_THRESHOLD = 10.0, 0.15  # before each timing, wait (capped) for a quiet machine
+STREAM_TARGET_BLOCKS = 3.0  # peak growth while streaming, in blocks' parameter bytes
+# The streamed model: 24 blocks of 7.3 MB in fp32 (the memory test's model); calibration 8 x 64, batches of 4.
+STREAM_MODEL = dict(
+    vocab_size=512,
+    hidden_size=384,
+    intermediate_size=1152,
+    num_hidden_layers=24,
+    num_attention_heads=6,
+    num_key_value_heads=6,
+    max_position_embeddings=128,
+)
+STREAM_CALIB = (8, 64)
+STREAM_REPEATS = 3
 
 SIZES = {
     "full": dict(
@@ -237,6 +257,71 @@ def worker(method: str, impl: str, size: str, repeats: int, out: Path) -> None:
     out.with_suffix(".json").write_text(json.dumps(result))
 
 
+# ---------------------------------------------------------------- streaming memory (one subprocess)
+
+
+def status_mb(key: str) -> float:
+    """A /proc/self/status field in MB (VmRSS: resident now; VmHWM: its high-water mark)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(key)
+
+
+def stream_once(src: Path, dst: Path, ids) -> None:
+    from mlsweep.prune.stream import prune_checkpoint
+
+    prune_checkpoint(src, dst, ids, "sparsegpt", SPARSITY, engine=dict(batch_size=4))
+
+
+def stream_worker(blocks: int, out: Path) -> None:
+    """Save a `blocks`-block Llama, warm up on a 1-block copy, then measure one streamed SparseGPT prune."""
+    import ctypes
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from mlsweep.prune.arch import find_blocks
+
+    torch.set_num_threads(1)  # as the memory test does: each intra-op thread brings its own malloc arena
+    tmp = out.parent
+    for name, n in (("warmup", 1), ("model", blocks)):
+        torch.manual_seed(MODEL_SEED)
+        model = LlamaForCausalLM(LlamaConfig(**dict(STREAM_MODEL, num_hidden_layers=n)))
+        block_bytes = sum(p.numel() * p.element_size() for p in find_blocks(model)[0].parameters())
+        model.save_pretrained(tmp / name)
+        del model
+    g = torch.Generator().manual_seed(CALIB_SEED)
+    ids = torch.randint(STREAM_MODEL["vocab_size"], STREAM_CALIB, generator=g)
+    stream_once(tmp / "warmup", tmp / "warmup-out", ids)  # lazy imports and thread pools: paid here
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    before = status_mb("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM to the current resident set
+    tic = time.perf_counter()
+    stream_once(tmp / "model", tmp / "model-out", ids)
+    wall = time.perf_counter() - tic
+    growth = status_mb("VmHWM") - before
+    block_mb = block_bytes / 2**20
+    result = dict(blocks=blocks, block_mb=block_mb, growth_mb=growth, growth_blocks=growth / block_mb, wall_s=wall)
+    out.write_text(json.dumps(result))
+
+
+def measure_stream(blocks: int, tmp: Path) -> dict:
+    """STREAM_REPEATS fresh processes; the median growth counts (single runs scatter by about a block)."""
+    env = dict(os.environ, TRANSFORMERS_VERBOSITY="error", HF_HUB_OFFLINE="1")
+    runs = []
+    for r in range(STREAM_REPEATS):
+        out = tmp / f"stream{r}" / "result.json"
+        out.parent.mkdir()
+        cmd = [sys.executable, __file__, "--stream-worker", str(blocks), "--out", str(out)]
+        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+        runs.append(json.loads(out.read_text()))
+    runs.sort(key=lambda r: r["growth_mb"])
+    return dict(runs[len(runs) // 2], all_blocks=[r["growth_blocks"] for r in runs])
+
+
 # ---------------------------------------------------------------- parent side
 
 
@@ -358,7 +443,7 @@ def print_notes(results: dict) -> None:
     )
 
 
-def run_all(size: str, repeats: int) -> tuple[dict, list[str]]:
+def run_all(size: str, repeats: int) -> tuple[dict, dict, list[str]]:
     results, failures = {}, []
     dense = dense_heldout(size)
     with tempfile.TemporaryDirectory(prefix="bench_prune_") as tmp:
@@ -369,7 +454,18 @@ def run_all(size: str, repeats: int) -> tuple[dict, list[str]]:
             failures += check(method, cmp, rows)
             for impl in IMPLS:  # ~340 MB each at full size: free the disk as we go
                 (Path(tmp) / f"{method}_{impl}.pt").unlink()
-    return results, failures
+        stream = measure_stream(STREAM_MODEL["num_hidden_layers"] if size == "full" else 6, Path(tmp))
+    return results, stream, failures
+
+
+def print_stream(stream: dict) -> None:
+    met = "met" if stream["growth_blocks"] <= STREAM_TARGET_BLOCKS else "NOT met"
+    print(
+        f"streaming ({stream['blocks']} blocks of {stream['block_mb']:.2f} MB, sparsegpt, prune_checkpoint): "
+        f"peak RSS growth {stream['growth_mb']:.1f} MB = {stream['growth_blocks']:.2f} blocks, median of "
+        f"{', '.join(f'{b:.2f}' for b in stream['all_blocks'])} (target <= {STREAM_TARGET_BLOCKS:g}: {met}); "
+        f"wall {stream['wall_s']:.1f} s"
+    )
 
 
 def main() -> int:
@@ -382,11 +478,15 @@ def main() -> int:
         help="at most this many timed repetitions per row (another only if the machine was busy)",
     )
     ap.add_argument("--worker", nargs=2, metavar=("METHOD", "IMPL"), help=argparse.SUPPRESS)
+    ap.add_argument("--stream-worker", type=int, metavar="BLOCKS", help=argparse.SUPPRESS)
     ap.add_argument("--size", default="full", choices=sorted(SIZES), help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         worker(*args.worker, args.size, args.repeats, args.out)
+        return 0
+    if args.stream_worker:
+        stream_worker(args.stream_worker, args.out)
         return 0
     size = "quick" if args.quick else "full"
     cfg = SIZES[size]
@@ -396,11 +496,12 @@ def main() -> int:
         flush=True,
     )
     tic = time.perf_counter()
-    results, failures = run_all(size, args.repeats)
+    results, stream, failures = run_all(size, args.repeats)
     first = results[METHODS[0]][0][0]
     print(f"model: {first['n_params'] / 1e6:.1f}M parameters, torch {first['torch']}, {os.cpu_count()} CPUs\n")
     print_table(results)
     print_notes(results)
+    print_stream(stream)
     print(f"total benchmark time {time.perf_counter() - tic:.0f} s")
     busy = [f"{m}/{r['impl']}" for m, (rows, _) in results.items() for r in rows if r["others_load"] >= QUIET_THRESHOLD]
     if busy:
