@@ -39,32 +39,38 @@ def sweep_grid(tiny_overrides, sweep, pruners="wanda,magnitude"):
     return [*tiny_overrides, "name=safety", f"hydra.sweep.dir={sweep}", f"pruner={pruners}", "-m"]
 
 
-@pytest.mark.parametrize("content", ["[1, 2]", "42", '{"cell_id": "abc", "stat'], ids=["list", "number", "truncated"])
-def test_an_unreadable_row_is_named_and_its_cell_runs_again(tmp_path, tiny_overrides, content):
+BAD_ROWS = ["[1, 2]", "42", '{"cell_id": "abc", "stat']  # a list, a number, a truncated object
+
+
+def test_unreadable_rows_are_named_and_their_cells_run_again(tmp_path, tiny_overrides):
     sweep = tmp_path / "sweep"
-    grid = sweep_grid(tiny_overrides, sweep)
+    grid = sweep_grid(tiny_overrides, sweep, pruners="wanda,magnitude,sparsegpt,dense")
     assert mlsweep(tmp_path, *grid).returncode == 0
     rows = sorted(sweep.rglob("result.json"))
-    assert len(rows) == 2
-    bad, good = rows
+    assert len(rows) == 4
+    *bad, good = rows
     kept = good.read_text()
-    bad.write_text(content)
-    with pytest.raises(ValueError, match=re.escape(f"{bad}: not")):
-        read_row(bad)
+    for path, content in zip(bad, BAD_ROWS):
+        path.write_text(content)
+        with pytest.raises(ValueError, match=re.escape(f"{path}: not")):
+            read_row(path)
 
     status = mlsweep(tmp_path, "status", str(sweep))
     assert "Traceback" not in status.stderr, status.stderr[-2000:]
-    assert f"unreadable, counted as not done: {bad}" in status.stderr
-    assert "2 cells: 1 done, 1 todo" in status.stdout
+    for path in bad:
+        assert f"unreadable, counted as not done: {path}" in status.stderr
+    assert "4 cells: 1 done, 3 todo" in status.stdout
 
     plan = mlsweep(tmp_path, *grid[:-1], "--dry-run")
-    assert plan.returncode == 0 and "2 cells: 1 todo, 1 done;" in plan.stdout, plan.stdout[-2000:]
+    assert plan.returncode == 0 and "4 cells: 3 todo, 1 done;" in plan.stdout, plan.stdout[-2000:]
 
     again = mlsweep(tmp_path, *grid)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "skipped 1 done; 1 to run" in again.stdout + again.stderr
-    assert json.loads(bad.read_text())["status"] == "done" and good.read_text() == kept
-    assert (bad.parent / ATTEMPTS_DIR / "1.json").read_text() == content  # kept, never lost
+    assert "skipped 1 done; 3 to run" in again.stdout + again.stderr
+    assert good.read_text() == kept
+    for path, content in zip(bad, BAD_ROWS):
+        assert json.loads(path.read_text())["status"] == "done"
+        assert (path.parent / ATTEMPTS_DIR / "1.json").read_text() == content  # kept, never lost
 
 
 def test_a_live_local_cell_is_running_and_a_second_launch_leaves_it_alone(tmp_path, tiny_overrides):
