@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 import torch
 
+from mlsweep.cell import modelcache
 from mlsweep.cell.progress import Progress
 from mlsweep.config.spec import CellSpec, Pass
 from mlsweep.data.formats import calibrate
@@ -53,15 +54,7 @@ def prune_and_evaluate(
         if engine.stream_from_disk:  # weights are read block by block while pruning
             model, tokenizer = None, load_tokenizer(model_spec.path, model_spec.trust_remote_code, model_spec.revision)
         else:
-            home = torch.device("cpu") if engine.offload_blocks or model_spec.device_map else device
-            model, tokenizer = load_model(
-                model_spec.path,
-                model_spec.dtype,
-                home,
-                model_spec.trust_remote_code,
-                model_spec.revision,
-                model_spec.attn_implementation,
-            )
+            model, tokenizer, out["model_source"] = _load(spec, device)
     calib = None
     if p.calib is not None:
         with progress.stage("calib"):
@@ -81,6 +74,21 @@ def prune_and_evaluate(
         with progress.stage("place"):
             model = stack.enter_context(placed(spec, model, folder, device, progress.out_dir))
         return {**out, **_check_and_evaluate(spec, p, model, report, calib, tokenizer, progress, log, items)}
+
+
+def _load(spec: CellSpec, device: torch.device) -> tuple[Any, Any, str]:
+    """(model, tokenizer, how it came): kept from the process's previous cell of this model when it can be
+    restored exactly (one device: mlsweep.cell.modelcache), else loaded."""
+    m = spec.model
+    home = torch.device("cpu") if spec.engine.offload_blocks or m.device_map else device
+
+    def load():
+        return load_model(m.path, m.dtype, home, m.trust_remote_code, m.revision, m.attn_implementation)
+
+    if home != device:  # blocks visit the device one at a time, or accelerate spreads the model: load afresh
+        return (*load(), modelcache.LOADED)
+    key = (m.path, m.revision, m.dtype, str(home), m.trust_remote_code, m.attn_implementation)
+    return modelcache.model_for_cell(key, load, m.path, m.revision)
 
 
 def _check_and_evaluate(

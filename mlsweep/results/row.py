@@ -93,6 +93,8 @@ ROW_SCHEMA: dict[str, str] = {
     "eval_devices": "devices holding the evaluated model's weights, comma-separated (several with model.device_map)",
     "time/<stage>_s": "seconds per stage: validate, load, calib, prune, place (onto the eval devices), eval; and total",
     "peak_rss_mb": "peak resident memory of the process so far (MB)",
+    "model_source": "loaded, or restored:copy / restored:files: the process's previous cell of this model, "
+    "its dense weights put back (mlsweep.cell.modelcache); absent when streamed from disk",
     "threads": "torch threads the cell computed with (runtime.threads, the launcher's share, or SLURM's CPUs)",
     "job_id": "SLURM job (array jobs: <array>_<task>) that ran the cell; null when run locally",
     "peak_gpu_mb": "peak CUDA memory allocated (MB), only with a GPU",
