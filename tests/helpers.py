@@ -228,7 +228,7 @@ class Pause:
     """
 
     def __init__(self, folder: Path, stage: str):
-        self.flag = Path(folder) / f"paused-at-{stage.replace(':', '-')}"
+        self.flag = Path(folder) / f"paused-at-{stage.replace(':', '-').replace('#', '-')}"
         self.env = {"MLSWEEP_TEST_PAUSE_AT": stage, "MLSWEEP_TEST_PAUSE_FILE": str(self.flag)}
 
     def wait(self, proc=None, timeout: float = 300.0) -> int:

@@ -90,6 +90,22 @@ def test_2x2_sweep_on_slurm_then_a_relaunch_submits_nothing(slurm_cluster, tiny_
     assert "cell(s) submitted" not in out  # the launcher was not even called
     print(f"\n2x2 SLURM sweep: {first.wall:.1f} s; no-op relaunch: {again.wall:.1f} s")
 
+    packed_dir = tmp_path / "packed"  # the same cells in one job: the model loaded once, the same numbers
+    packed_grid = [o for o in grid if not o.startswith("hydra.sweep.dir=")]
+    packed_grid += [f"hydra.sweep.dir={packed_dir}", "hydra.launcher.cells_per_job=4"]
+    _, plan = mlsweep(slurm_cluster, tmp_path, "plan", *packed_grid, check=0)
+    assert "4 cells to run in 1 jobs (hydra.launcher.cells_per_job=4" in plan
+    _, out = mlsweep(slurm_cluster, tmp_path, *packed_grid, "-m", check=0)
+    assert "4 cell(s) submitted in 1 job(s)" in out and "4 done, 0 failed" in out
+    packed = {r["cell_id"]: r for r in rows(packed_dir)}
+    (job,) = {r["job_id"] for r in packed.values()}
+    assert sorted(r["model_source"] for r in packed.values()) == ["loaded"] + ["restored:copy"] * 3
+    for row in done:
+        same = packed[row["cell_id"]]
+        metrics = [k for k in row if k.startswith(("ppl/", "eval_windows/", "sparsity_", "calib_count/"))]
+        assert metrics and {k: row[k] for k in metrics} == {k: same[k] for k in metrics}
+    assert len(sbatch_files(packed_dir)) == 1 and "--time=" in sbatch_files(packed_dir)[0].read_text()
+
 
 def test_only_the_failed_cell_is_rerun_after_the_fix(slurm_cluster, tiny_model, text_folder, tmp_path):
     text = tmp_path / "text"
@@ -242,19 +258,20 @@ def while_held(cluster, tmp_path, sweep_dir, grid, stage, act):
     return launch.returncode, out, job
 
 
+def preempt(cluster, job: str, requeue: bool) -> None:
+    """Send the job USR2 as SLURM does at the time limit or a preemption (`requeue`: and release the
+    requeued job)."""
+    cluster.run("scancel", "--signal=USR2", job)
+    if requeue:
+        # SLURM holds a requeued job for 2 minutes (its BeginTime); release it, as an admin can, 2 s on:
+        # slurmd refuses a job credential issued in the second its previous run's was revoked
+        _wait("the requeue", lambda: squeue(cluster, job).get(job) == "PENDING")
+        cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now+2")
+
+
 def preempt_while_held(cluster, tmp_path, sweep_dir, grid, stage, requeue):
-    """Launch (waiting), hold the cell at `stage`, send it USR2 as SLURM does at the time limit or a
-    preemption (`requeue`: and release the requeued job); returns (exit code, output, job id)."""
-
-    def preempt(job: str) -> None:
-        cluster.run("scancel", "--signal=USR2", job)
-        if requeue:
-            # SLURM holds a requeued job for 2 minutes (its BeginTime); release it, as an admin can, 2 s on:
-            # slurmd refuses a job credential issued in the second its previous run's was revoked
-            _wait("the requeue", lambda: squeue(cluster, job).get(job) == "PENDING")
-            cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now+2")
-
-    return while_held(cluster, tmp_path, sweep_dir, grid, stage, preempt)
+    """Launch (waiting), hold the cell at `stage`, preempt its job; returns (exit code, output, job id)."""
+    return while_held(cluster, tmp_path, sweep_dir, grid, stage, lambda job: preempt(cluster, job, requeue))
 
 
 def test_a_preempted_cell_is_requeued_and_resumes_from_its_block_checkpoint(slurm_cluster, tmp_path):
@@ -277,6 +294,38 @@ def test_a_preempted_cell_is_requeued_and_resumes_from_its_block_checkpoint(slur
     assert row["status"] == "done" and row["job_id"] == job  # the same job, requeued
     assert row["resumed_blocks"] == [0]
     assert "Restarts=1" in slurm_cluster.run("scontrol", "show", "job", job)  # submitit requeued it once
+
+
+def test_a_preempted_pack_is_requeued_and_resumes_at_its_first_unfinished_cell(slurm_cluster, tiny_overrides, tmp_path):
+    """Two cells in one job, preempted in the second: the requeued job skips the first (its row stays as
+    it was) and resumes the second from its block checkpoint."""
+    sweep_dir = tmp_path / "sweep"
+    grid = [
+        *tiny_overrides,
+        "name=slurmpack",
+        f"hydra.sweep.dir={sweep_dir}",
+        *SLURM,
+        "hydra.launcher.max_num_timeout=1",
+        "hydra.launcher.cells_per_job=2",
+        "pruner=wanda,sparsegpt",
+        "sparsity.target=0.6",
+    ]
+    first = {}
+
+    def act(job: str) -> None:
+        (row,) = rows(sweep_dir)  # the first cell is done when the second is held
+        first.update(row)
+        preempt(slurm_cluster, job, requeue=True)
+
+    code, out, job = while_held(slurm_cluster, tmp_path, sweep_dir, grid, "block:0#2", act)
+    assert code == 0 and "2 done, 0 failed" in out, out[-4000:]
+    assert first["status"] == "done" and first["pruner"] == "wanda"
+    done = {r["pruner"]: r for r in rows(sweep_dir)}
+    assert done["wanda"] == first  # skipped by the requeued job, not run again
+    assert done["sparsegpt"]["status"] == "done" and done["sparsegpt"]["resumed_blocks"] == [0]
+    assert done["sparsegpt"]["job_id"] == first["job_id"] == job  # one job, requeued
+    assert done["sparsegpt"]["model_source"] == "loaded"  # a fresh process after the requeue
+    assert "Restarts=1" in slurm_cluster.run("scontrol", "show", "job", job)
 
 
 def test_max_num_timeout_zero_lets_a_timed_out_cell_fail_instead_of_requeueing(slurm_cluster, tiny_overrides, tmp_path):

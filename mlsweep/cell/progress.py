@@ -13,9 +13,10 @@ from mlsweep.credentials import redact_text
 
 # Test hook (unset in real runs): hold a cell at a named stage, so a test can kill, cancel or inspect it
 # there instead of polling for a file and racing the job. See `pause_point`.
-PAUSE_AT_ENV = "MLSWEEP_TEST_PAUSE_AT"  # a stage name (load, calib, prune, ...) or block:<i>
+PAUSE_AT_ENV = "MLSWEEP_TEST_PAUSE_AT"  # a stage name (load, calib, prune, ...) or block:<i>, optionally #<n>
 PAUSE_FILE_ENV = "MLSWEEP_TEST_PAUSE_FILE"  # created by the paused cell; write `release` into it to go on
 RELEASE = "release"
+_REACHED: dict[str, int] = {}  # times this process reached each paused stage
 
 
 def pause_point(stage: str) -> None:
@@ -27,9 +28,15 @@ def pause_point(stage: str) -> None:
     MLSWEEP_TEST_PAUSE_FILE (holding `paused <pid>`) and waits until the file
     says `release` or is removed, or the process is killed. Whoever finds the
     file already there goes on: a relaunched or requeued cell runs through.
+    `<stage>#<n>` pauses the n-th time one process reaches the stage: in the
+    n-th cell of a job that runs several (hydra.launcher.cells_per_job).
     """
-    path = os.environ.get(PAUSE_FILE_ENV)
-    if not path or os.environ.get(PAUSE_AT_ENV) != stage:
+    path, at = os.environ.get(PAUSE_FILE_ENV), os.environ.get(PAUSE_AT_ENV, "")
+    name, _, nth = at.partition("#")
+    if not path or name != stage:
+        return
+    _REACHED[stage] = _REACHED.get(stage, 0) + 1
+    if nth and _REACHED[stage] != int(nth):
         return
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

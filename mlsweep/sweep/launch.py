@@ -8,7 +8,8 @@ The mlsweep launchers (hydra_plugins/mlsweep_launcher) keep its job function
 itself and the cell resumes from its block checkpoint) and replace `launch`:
 
 - cells are grouped by the resources their rule gives them (mlsweep.sweep.resources)
-  and each group is submitted as one job array;
+  and each group is submitted as one job array; with `cells_per_job: K` up to K
+  cells of one model share a job, which loads the model once (mlsweep.sweep.packing);
 - a job that fails or is cancelled becomes a FAILED JobReturn for its cell;
   the others are still collected;
 - a SLURM job that leaves the queue without writing its result (killed
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +35,7 @@ from typing import Any, Optional
 from mlsweep.config.spec import CellSpec
 from mlsweep.sweep.costs import GPU_MEMORY_GB
 from mlsweep.sweep.lifecycle import queued_jobs, record_submissions
+from mlsweep.sweep.packing import pack
 from mlsweep.sweep.plan import planned_cost
 from mlsweep.sweep.resources import OWN_KEYS, check_rules, resources_for
 
@@ -50,29 +53,47 @@ def executor_params(executor_name: str, params: dict[str, Any], base_keys: set[s
     return {(k if k in base_keys else f"{executor_name}_{k}"): v for k, v in params.items() if k not in skip}
 
 
-def group_by_resources(
+def packed_groups(
     cells: Sequence[tuple[int, Sequence[str], CellSpec]],
     rules: list,
     timeout_factor: float,
     allowed: Sequence[str],
     gpu_mem_gb: float = GPU_MEMORY_GB,
-) -> dict[str, list[tuple[int, Sequence[str], CellSpec]]]:
-    """{resources as JSON: [(job index, overrides, spec)]}, in submission order (as `mlsweep plan` sizes them)."""
+    cells_per_job: int = 1,
+) -> dict[str, list[list[tuple[int, Sequence[str], CellSpec]]]]:
+    """{resources as JSON: [job: [(job index, overrides, spec)]]}, in submission order.
+
+    Cells asking for the same resources (their rule and GPUs, as `mlsweep plan` sizes them) are packed
+    up to `cells_per_job` per job, a pack holding one model (mlsweep.sweep.packing); a job's time limit
+    covers the sum of its cells' estimated times (`timeout_factor` x, the rule's timeout_min a floor).
+    """
     check_rules(rules, allowed)
-    groups: dict[str, list] = {}
+    requests: dict[str, list] = {}
     for cell in cells:
-        res = resources_for(planned_cost(cell[2], {"gpu_mem_gb": gpu_mem_gb}), rules, timeout_factor)
-        groups.setdefault(json.dumps(res, sort_keys=True), []).append(cell)
+        cost = planned_cost(cell[2], {"gpu_mem_gb": gpu_mem_gb})
+        requests.setdefault(json.dumps(resources_for(cost, rules, 0.0), sort_keys=True), []).append((cell, cost))
+    groups: dict[str, list] = {}
+    for request, members in requests.items():
+        for job in pack(members, [cell[2] for cell, _ in members], cells_per_job):
+            res = json.loads(request)
+            if timeout_factor > 0:
+                need = int(math.ceil(timeout_factor * sum(cost.hours for _, cost in job) * 60))
+                res["timeout_min"] = max(int(res.get("timeout_min", 0)), need)
+            groups.setdefault(json.dumps(res, sort_keys=True), []).append([cell for cell, _ in job])
     return groups
 
 
 def collect(
     jobs: Sequence[Any],
-    overrides: Sequence[Sequence[str]],
+    cells: Sequence[Sequence[Sequence[str]]],
     failed: Callable[[Sequence[str], BaseException], Any],
     lost_after_s: Optional[float] = None,
 ) -> list[Any]:
-    """Each job's result; a job that raised, was cancelled or was lost becomes `failed(overrides, error)`.
+    """Every cell's result, job by job: `cells[i]` are the overrides of job i's cells (one, or a pack's).
+
+    A job that raised, was cancelled or was lost gives `failed(overrides, error)` for each of its cells
+    (a pack's finished cells have their rows on disk: the caller reads them). A packed job returns a
+    list of results, one per cell.
 
     With `lost_after_s` (SLURM jobs), a job absent from the queue that long without a result file
     is lost: SLURM killed it before submitit wrote anything, and without accounting submitit reads its
@@ -81,18 +102,20 @@ def collect(
     """
     lost = wait_for(jobs, lost_after_s) if lost_after_s is not None else set()
     out = []
-    for i, (job, ov) in enumerate(zip(jobs, overrides)):
+    for i, (job, members) in enumerate(zip(jobs, cells)):
         if i in lost:
             error = RuntimeError(
                 f"job {job.job_id} left the SLURM queue without a result (killed before it could write one); "
                 f"its log: {job.paths.stderr}"
             )
-            out.append(failed(ov, error))
+            out += [failed(ov, error) for ov in members]
             continue
         try:
-            out.append(job.results()[0])
+            result = job.results()[0]
         except Exception as e:  # UncompletedJobError (scancel, node failure) or the job's own exception
-            out.append(failed(ov, e))
+            out += [failed(ov, e) for ov in members]
+            continue
+        out += result if isinstance(result, list) else [result]
     return out
 
 

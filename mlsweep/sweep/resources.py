@@ -27,7 +27,7 @@ RULE_KEYS = ("max_params_b",)
 # Launcher parameters that are counts or sizes: a rule giving one of them as text fails before submission.
 NUMERIC_KEYS = ("max_params_b", "gpus_per_node", "mem_gb", "cpus_per_task", "timeout_min", "nodes", "tasks_per_node")
 # Launcher keys mlsweep adds; they are not submitit parameters (mlsweep.sweep.launch splits them off).
-OWN_KEYS = ("resources", "timeout_factor", "wait", "parallelism", "gpu_mem_gb", "lost_after_s")
+OWN_KEYS = ("resources", "timeout_factor", "wait", "parallelism", "gpu_mem_gb", "lost_after_s", "cells_per_job")
 # Keys of the launcher node that are not launcher parameters a rule may set.
 NOT_RULE_PARAMS = ("submitit_folder", "_target_", *OWN_KEYS)
 
@@ -38,6 +38,14 @@ def check_launcher(launcher: Mapping[str, Any]) -> None:
     if not isinstance(rules, Sequence) or isinstance(rules, str):
         raise ValueError(f"hydra.launcher.resources: a list of rules, got {rules!r}")
     check_rules(list(rules), [k for k in launcher if k not in NOT_RULE_PARAMS])
+    check_cells_per_job(launcher.get("cells_per_job", 1))
+
+
+def check_cells_per_job(value: Any) -> int:
+    """hydra.launcher.cells_per_job as an int >= 1; ValueError naming the field otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"hydra.launcher.cells_per_job={value!r}: a whole number of cells per job, at least 1")
+    return value
 
 
 def _number(value: Any, where: str) -> float:
