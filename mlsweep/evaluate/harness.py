@@ -12,7 +12,8 @@ Guards against the harness's known traps:
   explicit suite options, recorded in the row (lm-eval's results do not say);
 - a fresh HFLM wrapper per call, the model in eval mode; its input device is
   where the input embeddings compute (a model spread over devices by
-  `model.device_map` has no single device).
+  `model.device_map` has no single device). Its request tokenisations are
+  kept with the tokenizer for the process's next cell (mlsweep.evaluate.tokcache).
 
 `run_harness` is `lm_eval.simple_evaluate` without its fixed costs (RESEARCH
 A6: a TaskManager of its own, torch's environment report, `git describe`, a
@@ -32,6 +33,7 @@ from typing import Any, Optional
 from mlsweep.devicemap import input_device
 from mlsweep.evaluate.taskindex import task_manager
 from mlsweep.evaluate.tasklist import PROJECT_TASKS
+from mlsweep.evaluate.tokcache import memo_lm_class
 from mlsweep.modeling import context_length
 from mlsweep.registry import suggest
 
@@ -61,7 +63,7 @@ def make_lm(model, tokenizer, options: HarnessOptions, lm_class=None):
         raise ValueError(f"eval.batch_size={options.batch_size!r}: an explicit positive integer is required")
     if hasattr(model, "eval"):
         model.eval()
-    lm = (lm_class or HFLM)(
+    lm = (lm_class or memo_lm_class(HFLM))(
         pretrained=model,
         tokenizer=tokenizer,
         backend="causal",

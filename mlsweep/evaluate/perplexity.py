@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from mlsweep.devicemap import input_device
+from mlsweep.evaluate import tokcache
 
 
 @dataclass
@@ -83,11 +84,17 @@ def covered_text(text: str, offsets: list[tuple[int, int]], n_windows: int, seql
 def text_perplexity(
     model, tokenizer, text: str, seqlen: int, batch_size: int = 8, max_windows: Optional[int] = None
 ) -> PerplexityResult:
-    """Tokenise once, score the windows, and measure the bytes and characters they cover."""
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    res = perplexity(model, torch.tensor(enc["input_ids"]), seqlen, batch_size, max_windows)
-    res.bytes, res.chars = covered_text(text, enc["offset_mapping"], res.windows, seqlen)
+    """Tokenise once (kept with the tokenizer for the next cell: mlsweep.evaluate.tokcache), score the
+    windows, and measure the bytes and characters they cover."""
+    ids, offsets = tokcache.cached(tokenizer, ("ppl", text), lambda: _encode(tokenizer, text))
+    res = perplexity(model, torch.tensor(ids), seqlen, batch_size, max_windows)
+    res.bytes, res.chars = covered_text(text, offsets, res.windows, seqlen)
     return res
+
+
+def _encode(tokenizer, text: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    return tuple(enc["input_ids"]), tuple(map(tuple, enc["offset_mapping"]))
 
 
 def join_documents(docs: list[str]) -> str:
