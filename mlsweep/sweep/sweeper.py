@@ -92,8 +92,14 @@ def _bad(overrides: Sequence[str], error: ConfigError, invalid: Optional[list[In
     invalid.append(Invalid(tuple(redact_text(o) for o in overrides), str(error)))
 
 
-def _cell(compose: Compose, overrides: list[str], invalid: Optional[list[Invalid]], pruners: dict) -> Optional[Cell]:
-    """The grid point's cell, its ignored axes dropped (None: invalid, recorded for the plan)."""
+def _cell(
+    compose: Compose, overrides: list[str], invalid: Optional[list[Invalid]], pruners: dict, folded: dict
+) -> Optional[Cell]:
+    """The grid point's cell, its ignored axes dropped (None: invalid, recorded for the plan).
+
+    `folded` keeps the cells composed from dropped overrides: the many grid points that fold into
+    one cell (dense at every calibration and sparsity) compose it once.
+    """
     try:
         why = credential_override(overrides)  # the grid's own params too, not only the command line
         if why:
@@ -103,7 +109,12 @@ def _cell(compose: Compose, overrides: list[str], invalid: Optional[list[Invalid
         ignored = ([] if cell.spec.calib is not None else ["calib"]) + (
             [] if cell.spec.target is not None else ["sparsity"]
         )
-        return compose(_drop_axes(overrides, ignored)) if ignored else cell
+        if not ignored:
+            return cell
+        dropped = tuple(_drop_axes(overrides, ignored))
+        if dropped not in folded:
+            folded[dropped] = compose(list(dropped))
+        return folded[dropped]
     except ConfigError as e:
         _bad(overrides, e, invalid)
         return None
@@ -139,9 +150,9 @@ def plan_cells(grid: list[list[str]], compose: Compose, invalid: Optional[list[I
     With `invalid` (`mlsweep plan`), invalid grid points are appended there instead of stopping the
     sweep, and validation skips the checks that need model files not on this machine.
     """
-    cells, seen, pruners = [], set(), {}
+    cells, seen, pruners, folded = [], set(), {}, {}
     for overrides in grid:
-        cell = _cell(compose, list(overrides), invalid, pruners)
+        cell = _cell(compose, list(overrides), invalid, pruners, folded)
         if cell is None or cell.spec.cell_id in seen:
             continue
         seen.add(cell.spec.cell_id)
