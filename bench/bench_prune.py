@@ -50,6 +50,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import quiet  # bench/ is sys.path[0] when this file runs as a script
+from quiet import OthersLoad
+
 METHODS = ("wanda", "sparsegpt")
 IMPLS = ("naive", "engine")
 SPARSITY = 0.5
@@ -150,37 +153,8 @@ def current_rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def machine_busy_s() -> float:
-    """CPU seconds spent non-idle by every process on the machine, all cores."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
-    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
-
-
-class OthersLoad:
-    """Fraction of the machine's cores used by other processes between start() and stop().
-
-    The 2 cores are shared with other work; with 2 torch threads, a busy
-    neighbour stalls every parallel region, so timings report this alongside.
-    """
-
-    def start(self) -> None:
-        self.t, self.busy, self.own = time.perf_counter(), machine_busy_s(), time.process_time()
-
-    def stop(self) -> float:
-        wall = time.perf_counter() - self.t
-        others = machine_busy_s() - self.busy - (time.process_time() - self.own)
-        return max(0.0, others / (wall * os.cpu_count()))
-
-
-def wait_for_quiet(max_wait_s: float = QUIET_WAIT_S, threshold: float = QUIET_THRESHOLD) -> None:
-    """Sleep (up to max_wait_s) until other processes use under `threshold` of the cores."""
-    deadline, probe = time.monotonic() + max_wait_s, OthersLoad()
-    while time.monotonic() < deadline:
-        probe.start()
-        time.sleep(0.5)
-        if probe.stop() < threshold:
-            return
+def wait_for_quiet() -> None:
+    quiet.wait_for_quiet(QUIET_WAIT_S, QUIET_THRESHOLD)
 
 
 # ---------------------------------------------------------------- worker side (one subprocess per row)

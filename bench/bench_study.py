@@ -45,7 +45,6 @@ import argparse
 import itertools
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -53,6 +52,9 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+
+import quiet  # bench/ is sys.path[0] when this file runs as a script
+from quiet import OthersLoad, children_cpu_s
 
 EXPERIMENT, EVAL = "lang_calib", "testbed"
 CALIBRATED = ("wanda", "sparsegpt")
@@ -129,18 +131,6 @@ def metrics(row: dict) -> dict:
 # ---------------------------------------------------------------- measuring
 
 
-def machine_busy_s() -> float:
-    """CPU seconds spent non-idle by every process on the machine, all cores."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
-    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu_s() -> float:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
-
-
 @dataclass
 class Way:
     name: str
@@ -161,25 +151,17 @@ class Meter:
     """Wall and children's CPU seconds of a block, and the share of the cores others used meanwhile."""
 
     def __enter__(self):
-        self.t, self.cpu = time.perf_counter(), children_cpu_s()
-        self.busy, self.own = machine_busy_s(), time.process_time()
+        self.cpu, self.load = children_cpu_s(), OthersLoad()
+        self.load.start()
         return self
 
     def __exit__(self, *exc):
-        self.wall_s = time.perf_counter() - self.t
-        self.cpu_s = children_cpu_s() - self.cpu
-        others = machine_busy_s() - self.busy - self.cpu_s - (time.process_time() - self.own)
-        self.others = max(0.0, others / (self.wall_s * os.cpu_count()))
+        self.others = self.load.stop()
+        self.wall_s, self.cpu_s = self.load.wall_s, children_cpu_s() - self.cpu
 
 
 def wait_for_quiet() -> None:
-    """Sleep (up to QUIET_WAIT_S) until other processes use under QUIET_THRESHOLD of the cores."""
-    deadline = time.monotonic() + QUIET_WAIT_S
-    while time.monotonic() < deadline:
-        with Meter() as probe:
-            time.sleep(1.0)
-        if probe.others < QUIET_THRESHOLD:
-            return
+    quiet.wait_for_quiet(QUIET_WAIT_S, QUIET_THRESHOLD, probe_s=1.0)
 
 
 def environment(folder: Path) -> dict:
