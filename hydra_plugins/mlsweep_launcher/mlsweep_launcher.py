@@ -126,17 +126,17 @@ class _Submit:
         """Each cell's return; a cell of a failed or lost job whose `done` row is on disk counts as done
         (a pack killed after its first cells finished)."""
         returns = collect(submitted, [[ov for _, ov, _ in job] for job in jobs], failed_return, lost_after_s)
-        specs = [spec for job in jobs for _, _, spec in job]
-        return [done_on_disk(r, spec, sweep_dir) for r, spec in zip(returns, specs)]
+        return [done_on_disk(r, sweep_dir) for r in returns]
 
 
-def done_on_disk(r: JobReturn, spec: CellSpec, sweep_dir: Path) -> JobReturn:
-    """A failed return whose cell nonetheless wrote its `done` row becomes a completed one."""
+def done_on_disk(r: JobReturn, sweep_dir: Path) -> JobReturn:
+    """A failed return whose cell (as the sweeper planned it) nonetheless wrote its `done` row becomes a
+    completed one."""
     cell = planned(r.overrides or [])
     if r.status != JobStatus.FAILED or cell is None:
         return r
     try:
-        row = finished_row(sweep_dir / cell.folder, spec.cell_id)
+        row = finished_row(sweep_dir / cell.folder, cell.spec.cell_id)
     except ValueError:
         return r
     return r if row is None else JobReturn(overrides=r.overrides, status=JobStatus.COMPLETED, _return_value="done")

@@ -68,7 +68,7 @@ GPU_MEMORY_GB = 80.0  # GiB of one GPU the plan sizes cells for (A100/H100 80 GB
 ASSUMED_WINDOWS = 100  # perplexity windows per language when the suite does not cap them
 ASSUMED_ITEMS = 1000  # task items per task when the suite sets no limit
 
-_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 
 @dataclass(frozen=True)
@@ -226,7 +226,7 @@ def estimate(
     `allocation_pass`: the allocation runs a dense statistics pass first (OWL, CWL);
     `spread`: evaluation over as many GPUs of `gpu_mem_gb` as it needs (model.device_map), pruning on one.
     """
-    b = _BYTES.get(dtype, 4)
+    b = DTYPE_BYTES.get(dtype, 4)
     p, h, f, layers, v = shape.params, shape.hidden, shape.intermediate, shape.layers, shape.vocab
     n, t = (nsamples, seqlen) if calibrated else (0, seqlen)
     t_eval = eval_seqlen or seqlen

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -37,7 +36,7 @@ from mlsweep.sweep.costs import GPU_MEMORY_GB
 from mlsweep.sweep.lifecycle import queued_jobs, record_submissions
 from mlsweep.sweep.packing import pack
 from mlsweep.sweep.plan import planned_cost
-from mlsweep.sweep.resources import OWN_KEYS, check_rules, resources_for
+from mlsweep.sweep.resources import OWN_KEYS, check_rules, resources_for, with_time_limit
 
 POLL_S = 2.0  # seconds between looks at the result files and the queue while waiting
 
@@ -75,10 +74,7 @@ def packed_groups(
     groups: dict[str, list] = {}
     for request, members in requests.items():
         for job in pack(members, [cell[2] for cell, _ in members], cells_per_job):
-            res = json.loads(request)
-            if timeout_factor > 0:
-                need = int(math.ceil(timeout_factor * sum(cost.hours for _, cost in job) * 60))
-                res["timeout_min"] = max(int(res.get("timeout_min", 0)), need)
+            res = with_time_limit(json.loads(request), sum(cost.hours for _, cost in job), timeout_factor)
             groups.setdefault(json.dumps(res, sort_keys=True), []).append([cell for cell, _ in job])
     return groups
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from mlsweep.config.spec import CellSpec
-from mlsweep.sweep.costs import LOAD_RATE, STARTUP, model_shape
+from mlsweep.sweep.costs import DTYPE_BYTES, LOAD_RATE, STARTUP, model_shape
 
 T = TypeVar("T")
 RESTORE_RATE = 10e9  # bytes/s putting dense weights back from a CPU copy (host to GPU); a load is LOAD_RATE
@@ -52,5 +52,5 @@ def reuse_saving_s(spec: CellSpec) -> float:
     m, engine = spec.model, spec.engine
     if engine.stream_from_disk or engine.offload_blocks or m.device_map is not None:
         return STARTUP
-    weight_bytes = model_shape(m).params * (2 if m.dtype in ("float16", "bfloat16") else 4)
+    weight_bytes = model_shape(m).params * DTYPE_BYTES.get(m.dtype, 4)
     return STARTUP + weight_bytes / LOAD_RATE - weight_bytes / RESTORE_RATE

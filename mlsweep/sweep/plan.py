@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from mlsweep.config.validate import NOT_HERE
 from mlsweep.evaluate.tasklist import count_tasks
-from mlsweep.sweep.costs import GPU_MEMORY_GB, cell_cost
+from mlsweep.sweep.costs import GPU_MEMORY_GB, Cost, cell_cost
 from mlsweep.sweep.lifecycle import scan, still_active
 from mlsweep.sweep.packing import pack, reuse_saving_s
 from mlsweep.sweep.resources import check_launcher, resources_for
@@ -49,19 +49,16 @@ def _row(cell: Cell, status: str, launcher: Mapping[str, Any], rules: list, fact
     return (status, folder_label(cell), mem, str(cost.gpus), tasks, fmt_hours(cost.gpu_hours), extra), cost
 
 
-def packing_line(todo: list[Cell], launcher: Mapping[str, Any]) -> str:
-    """With hydra.launcher.cells_per_job > 1: the jobs the cells to run take, and the GPU time packing saves."""
+def packing_line(todo: list[tuple[Cell, Optional[Cost]]], launcher: Mapping[str, Any]) -> str:
+    """With hydra.launcher.cells_per_job > 1: the jobs the cells to run (with their costs) take, and the GPU
+    time packing saves; a cell of unknown size (no cost, listed above) counts as saving nothing."""
     per_job = int(launcher.get("cells_per_job") or 1)
     if per_job <= 1 or not todo:
         return ""
-    jobs = pack(todo, [c.spec for c in todo], per_job)
-    saved = 0.0
-    for job in jobs:
-        for cell in job[1:]:
-            try:
-                saved += reuse_saving_s(cell.spec) * planned_cost(cell.spec, launcher).gpus / 3600
-            except ValueError:  # size unknown (listed above): counted as saving nothing
-                continue
+    jobs = pack(todo, [cell.spec for cell, _ in todo], per_job)
+    saved = sum(
+        reuse_saving_s(cell.spec) * cost.gpus / 3600 for job in jobs for cell, cost in job[1:] if cost is not None
+    )
     return (
         f"{len(todo)} cells to run in {len(jobs)} jobs (hydra.launcher.cells_per_job={per_job}: one model per job, "
         f"loaded once): saves about {fmt_hours(saved)} GPU time of start-up and model loading"
@@ -101,7 +98,7 @@ def print_plan(
         f"on {gpu:g} GB GPUs (hydra.launcher.gpu_mem_gb; formulas: mlsweep/sweep/costs.py) -> {sweep_dir}",
         flush=True,
     )
-    packed = packing_line([c for c, (_, state) in zip(cells, costs) if not still_active(state)], launcher)
+    packed = packing_line([(c, cost) for c, (cost, state) in zip(cells, costs) if not still_active(state)], launcher)
     if packed:
         print(packed, flush=True)
     if too_big:

@@ -96,7 +96,12 @@ def resources_for(cost: Cost, rules: Sequence[Mapping[str, Any]], timeout_factor
             )
     if cost.gpus > 1:
         chosen["gpus_per_node"] = max(int(chosen.get("gpus_per_node") or 0), cost.gpus)
+    return with_time_limit(chosen, cost.hours, timeout_factor)
+
+
+def with_time_limit(resources: dict[str, Any], hours: float, timeout_factor: float) -> dict[str, Any]:
+    """`resources` with timeout_min raised to `timeout_factor` x `hours` (the rule's value a floor)."""
     if timeout_factor > 0:
-        need = int(math.ceil(timeout_factor * cost.hours * 60))
-        chosen["timeout_min"] = max(int(chosen.get("timeout_min", 0)), need)
-    return chosen
+        need = int(math.ceil(timeout_factor * hours * 60))
+        resources["timeout_min"] = max(int(resources.get("timeout_min", 0)), need)
+    return resources
