@@ -50,7 +50,7 @@ bench: install  ## benchmarks in bench/ (ratios measured side by side)
 gpu-check: install  ## on a GPU node: cells in bf16 on CUDA (tiny and ~1B Llama-3 shapes) beside the plan's estimates
 	$(BIN)/python bench/gpu_check.py
 
-testbed: install  ## regenerate the testbed corpus and retrain its model (seeded, ~10 min on 2 cores)
+testbed: install  ## regenerate the testbed corpus and retrain its model (seeded, ~20 min on 2 cores)
 	$(BIN)/python -m mlsweep.testbed.build
 
 clean:  ## remove outputs, caches and the venv

@@ -1,4 +1,4 @@
-"""`python -m mlsweep.analysis masks|similarity`: the analyses of mlsweep.analysis on the command line."""
+"""`python -m mlsweep.analysis masks|similarity|outliers`: the analyses of mlsweep.analysis on the command line."""
 
 from __future__ import annotations
 
@@ -26,10 +26,26 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--seqlen", type=int, default=128)
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--out", type=Path, default=Path("language_similarity.csv"))
+    o = sub.add_parser("outliers", help="outlier features per block: max/median feature norm, OWL's outlier share")
+    o.add_argument("--model", default=str(PACKAGE_DIR / "testbed" / "model"))
+    o.add_argument("--source", default="testbed")
+    o.add_argument("--split", default="calib")
+    o.add_argument("--languages", nargs="+", default=list(LANGUAGES))
+    o.add_argument("--nsamples", type=int, default=8, help="windows per language")
+    o.add_argument("--seqlen", type=int, default=128)
+    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--out", type=Path, default=Path("outliers.csv"))
     args = ap.parse_args(argv)
     if args.what == "masks":
         table = mask_overlap(args.folders)
         out = args.folders[0] / "report" / "mask_overlap.csv"
+    elif args.what == "outliers":
+        from mlsweep.analysis.outliers import outlier_table  # noqa: PLC0415 (loads torch models: only when asked)
+
+        table = outlier_table(
+            args.model, args.source, args.split, args.languages, args.nsamples, args.seqlen, args.seed
+        )
+        out = args.out
     else:
         from mlsweep.analysis.similarity import similarity  # noqa: PLC0415 (loads torch models: only when asked)
 

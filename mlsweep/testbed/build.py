@@ -4,7 +4,8 @@
    the small held-out parts (calib/valid/test text, parallel sentences, tasks)
    into mlsweep/testbed/data/, which is committed;
 2. train the tokenizer and the model (mlsweep.testbed.generator.train);
-3. measure dense perplexity per language against a unigram baseline;
+3. measure dense perplexity per language against a unigram baseline, and the
+   outlier features (mlsweep.analysis.outliers) on 8 calibration windows per language;
 4. write the fp16 weights, tokenizer, testbed.json (every recorded number)
    and the model card into mlsweep/testbed/model/.
 Everything is seeded; the training split itself is not committed (about 6 MB)
@@ -24,6 +25,8 @@ from pathlib import Path
 import torch
 
 from mlsweep import PACKAGE_DIR
+from mlsweep.analysis.outliers import outlier_stats
+from mlsweep.data.calibration import build_calibration
 from mlsweep.evaluate.perplexity import join_documents, perplexity
 from mlsweep.testbed.generator import corpus, score_tasks
 from mlsweep.testbed.generator.train import Recipe, build_model, held_out_loss, pack, train, train_tokenizer
@@ -78,6 +81,13 @@ def measure(model, tokenizer, build_dir: Path, data_dir: Path, seqlen: int) -> d
     return out
 
 
+def outliers(model, tokenizer, data_dir: Path, seqlen: int) -> dict:
+    """The outlier statistics on 8 windows per language of the calibration split (what the model card shows)."""
+    docs = {lang: read_jsonl_texts(data_dir / "text" / lang / "calib.jsonl") for lang in LANGUAGES}
+    calib = build_calibration(tokenizer, docs, {lang: 8 for lang in LANGUAGES}, seqlen, seed=0)
+    return outlier_stats(model, calib.input_ids).summary()
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build-dir", type=Path, default=Path("testbed_build"))
@@ -106,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     curve = train(model, windows, valid, recipe)
     train_s = time.perf_counter() - t_train
     results = measure(model, tokenizer, args.build_dir, args.data_dir, recipe.seqlen)
+    model.half().float()  # the statistics of the weights as committed (fp16)
+    outlier = outliers(model, tokenizer, args.data_dir, recipe.seqlen)
     args.model_dir.mkdir(parents=True, exist_ok=True)
     model.half().save_pretrained(args.model_dir, safe_serialization=True)
     tokenizer.save_pretrained(args.model_dir)
@@ -118,8 +130,10 @@ def main(argv: list[str] | None = None) -> None:
         "valid_loss": held_out_loss(model.float(), valid),
         "curve": [{k: round(v, 4) if isinstance(v, float) else v for k, v in c.items()} for c in curve],
         "dense": results,
+        "outliers": outlier,
         "corpus_manifest_sha256": {k: v for k, v in manifest.get("sha256", {}).items() if not k.startswith("train/")},
         "torch": torch.__version__,
+        "threads": torch.get_num_threads(),  # the last bits of the weights depend on it
     }
     (args.model_dir / "testbed.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     print(json.dumps(results, indent=1))

@@ -7,6 +7,26 @@ from pathlib import Path
 from mlsweep.testbed.languages import LANGUAGES
 
 
+def outlier_section(stats: dict | None) -> str:
+    """Outlier features per block (mlsweep.analysis.outliers), on 8 calibration windows per language."""
+    if not stats:
+        return ""
+    rows = "\n".join(
+        f"| {i} | {ratio:.1f} | {share:.2f}% |"
+        for i, (ratio, share) in enumerate(zip(stats["feature_ratio"], stats["owl_share"]))
+    )
+    return f"""
+## Outlier features (`python -m mlsweep.analysis outliers`)
+
+Per block: the largest over the median per-feature L2 norm of the block's input (the
+residual stream), and OWL's share of Wanda scores |W| * ||X|| above 5x their mean.
+
+| block | max / median feature norm | Wanda scores > 5x mean |
+|---|---|---|
+{rows}
+"""
+
+
 def write_card(model_dir: Path, record: dict) -> None:
     r = record["recipe"]
     rows = "\n".join(
@@ -27,6 +47,7 @@ def write_card(model_dir: Path, record: dict) -> None:
             + "\n".join(f"| `{lang}` | " + " | ".join(f"{tasks[lang][n]:.3f}" for n in names) + " |" for lang in tasks)
             + "\n\nChance: 0.500 (XCOPA-like), 0.333 (XNLI-like).\n"
         )
+    decay = "on every parameter" if r.get("decay_norms", True) else "on the matrices only (not the norm gains)"
     text = f"""# The mlsweep testbed model
 
 A {record["parameters"] / 1e6:.2f}M-parameter Llama-architecture causal LM trained on CPU on a
@@ -41,8 +62,9 @@ Regenerate everything with `make testbed` (seeded; writes this folder).
   {r["num_attention_heads"]} heads, MLP {r["intermediate_size"]}, context {r["seqlen"]},
   untied embeddings, eager attention.
 - Tokenizer: byte-level BPE, {r["vocab_size"]} tokens, trained with `tokenizers` on the training split.
-- Training: {r["steps"]} steps x {r["batch_size"]} windows x {r["seqlen"]} tokens, AdamW (0.9, 0.95),
-  lr {r["lr"]} with {r["warmup"]} warm-up steps and cosine decay to 10%, weight decay {r["weight_decay"]},
+- Training: {r["steps"]} steps x {r["batch_size"]} windows x {r["seqlen"]} tokens, AdamW (0.9, {r["beta2"]}),
+  lr {r["lr"]} with {r["warmup"]} warm-up steps and cosine decay to 10%, weight decay {r["weight_decay"]}
+  {decay}, RMSNorm gains at {r["norm_lr_mult"]:g}x the learning rate,
   gradient clip 1.0, seed {r["seed"]}; {record["train_seconds"]:.0f} s on the build machine (torch {record["torch"]}).
 - Held-out loss at the end: {record["valid_loss"]:.3f} nats/token (validation split, all languages).
 - Weights stored in fp16 (safetensors); mlsweep loads them in the dtype the config asks for.
@@ -52,5 +74,5 @@ Regenerate everything with `make testbed` (seeded; writes this folder).
 | language | script | share of training data | perplexity | unigram baseline | characters per token |
 |---|---|---|---|---|---|
 {rows}
-{task_rows}"""
+{outlier_section(record.get("outliers"))}{task_rows}"""
     (model_dir / "README.md").write_text(text, encoding="utf-8")
