@@ -63,4 +63,4 @@ def test_testbed_recipe_decays_matrices_only_and_speeds_up_the_norm_gains():
     assert all(p.ndim == 2 for p in matrices["params"]) and all(p.ndim == 1 for p in gains["params"])
     assert (matrices["weight_decay"], matrices["lr_mult"]) == (3.0, 1.0)
     assert (gains["weight_decay"], gains["lr_mult"]) == (0.0, 10.0)
-    assert param_groups(model, Recipe(weight_decay=0.1))[1]["weight_decay"] == 0.1  # decay_norms=True: every tensor
+    assert param_groups(model, Recipe(weight_decay=0.1, decay_norms=True))[1]["weight_decay"] == 0.1
