@@ -19,7 +19,9 @@ def outlier_section(stats: dict | None) -> str:
 ## Outlier features (`python -m mlsweep.analysis outliers`)
 
 Per block: the largest over the median per-feature L2 norm of the block's input (the
-residual stream), and OWL's share of Wanda scores |W| * ||X|| above 5x their mean.
+residual stream), and OWL's share of Wanda scores |W| * ||X|| above 5x their mean, on 8
+calibration windows per language. The recipes tried to get them, with the first testbed
+model's figures, are in the repository's experiments/testbed.md.
 
 | block | max / median feature norm | Wanda scores > 5x mean |
 |---|---|---|
@@ -47,6 +49,7 @@ def write_card(model_dir: Path, record: dict) -> None:
             + "\n".join(f"| `{lang}` | " + " | ".join(f"{tasks[lang][n]:.3f}" for n in names) + " |" for lang in tasks)
             + "\n\nChance: 0.500 (XCOPA-like), 0.333 (XNLI-like).\n"
         )
+    threads = f", {record['threads']} thread{'s' * (record['threads'] != 1)}" if "threads" in record else ""
     decay = "on every parameter" if r.get("decay_norms", True) else "on the matrices only (not the norm gains)"
     text = f"""# The mlsweep testbed model
 
@@ -65,7 +68,8 @@ Regenerate everything with `make testbed` (seeded; writes this folder).
 - Training: {r["steps"]} steps x {r["batch_size"]} windows x {r["seqlen"]} tokens, AdamW (0.9, {r["beta2"]}),
   lr {r["lr"]} with {r["warmup"]} warm-up steps and cosine decay to 10%, weight decay {r["weight_decay"]}
   {decay}, RMSNorm gains at {r["norm_lr_mult"]:g}x the learning rate,
-  gradient clip 1.0, seed {r["seed"]}; {record["train_seconds"]:.0f} s on the build machine (torch {record["torch"]}).
+  gradient clip 1.0, seed {r["seed"]}; {record["train_seconds"]:.0f} s on the build machine
+  (torch {record["torch"]}{threads}).
 - Held-out loss at the end: {record["valid_loss"]:.3f} nats/token (validation split, all languages).
 - Weights stored in fp16 (safetensors); mlsweep loads them in the dtype the config asks for.
 
