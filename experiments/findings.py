@@ -58,8 +58,8 @@ def lang_calib(df: pd.DataFrame) -> list[str]:
                 out.append(
                     line(f"{pruner} {s:g} {lang}: calib={lang} vs best other ({best})", [[f"ppl/{lang}"]], own, other)
                 )
-            magnitude = cells(df, pruner="magnitude", sparsity_target=s)
-            if pruner == "wanda" and magnitude:  # activation-aware vs data-free, on each language
+            magnitude = cells(df, pruner="magnitude", sparsity_target=s) if pruner == "wanda" else []
+            if magnitude:  # activation-aware vs data-free, on each language
                 for lang in LANGS:
                     name = f"wanda {s:g} {lang}: calib={lang} vs magnitude"
                     out.append(line(name, [[f"ppl/{lang}"]], cells(df, calib=lang, **axes), magnitude))

@@ -10,6 +10,18 @@ from mlsweep.analysis.masks import mask_overlap
 from mlsweep.testbed.languages import LANGUAGES
 
 
+def probe_args(p: argparse.ArgumentParser, nsamples: int, seed: int, out: str) -> None:
+    """The arguments of an analysis that runs a model over calibration windows (mlsweep.analysis.probe)."""
+    p.add_argument("--model", default=str(PACKAGE_DIR / "testbed" / "model"))
+    p.add_argument("--source", default="testbed")
+    p.add_argument("--split", default="calib")
+    p.add_argument("--languages", nargs="+", default=list(LANGUAGES))
+    p.add_argument("--nsamples", type=int, default=nsamples, help="windows per language")
+    p.add_argument("--seqlen", type=int, default=128)
+    p.add_argument("--seed", type=int, default=seed)
+    p.add_argument("--out", type=Path, default=Path(out))
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
         prog="python -m mlsweep.analysis", description="analyses of finished sweeps and of calibration data"
@@ -17,24 +29,18 @@ def main(argv: list[str] | None = None) -> None:
     sub = ap.add_subparsers(dest="what", required=True)
     m = sub.add_parser("masks", help="mask overlap between cells that differ in calibration language")
     m.add_argument("folders", nargs="+", type=Path)
-    s = sub.add_parser("similarity", help="cosine similarity of languages' block-0 input statistics")
-    s.add_argument("--model", default=str(PACKAGE_DIR / "testbed" / "model"))
-    s.add_argument("--source", default="testbed")
-    s.add_argument("--split", default="calib")
-    s.add_argument("--languages", nargs="+", default=list(LANGUAGES))
-    s.add_argument("--nsamples", type=int, default=32)
-    s.add_argument("--seqlen", type=int, default=128)
-    s.add_argument("--seed", type=int, default=1)
-    s.add_argument("--out", type=Path, default=Path("language_similarity.csv"))
-    o = sub.add_parser("outliers", help="outlier features per block: max/median feature norm, OWL's outlier share")
-    o.add_argument("--model", default=str(PACKAGE_DIR / "testbed" / "model"))
-    o.add_argument("--source", default="testbed")
-    o.add_argument("--split", default="calib")
-    o.add_argument("--languages", nargs="+", default=list(LANGUAGES))
-    o.add_argument("--nsamples", type=int, default=8, help="windows per language")
-    o.add_argument("--seqlen", type=int, default=128)
-    o.add_argument("--seed", type=int, default=0)
-    o.add_argument("--out", type=Path, default=Path("outliers.csv"))
+    probe_args(
+        sub.add_parser("similarity", help="cosine similarity of languages' block-0 input statistics"),
+        nsamples=32,
+        seed=1,
+        out="language_similarity.csv",
+    )
+    probe_args(
+        sub.add_parser("outliers", help="outlier features per block: max/median feature norm, OWL's outlier share"),
+        nsamples=8,
+        seed=0,
+        out="outliers.csv",
+    )
     args = ap.parse_args(argv)
     if args.what == "masks":
         table = mask_overlap(args.folders)

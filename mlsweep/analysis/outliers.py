@@ -58,8 +58,9 @@ def outlier_stats(model: nn.Module, rows: torch.Tensor, owl_m: float = 5.0) -> O
     model.eval()
     try:
         ratios = feature_ratios(model, rows)
-        batches = calibration_batches(rows, None, EngineOptions().batch_size, None, True)
-        shares = owl.outlier_ratios(model, batches, EngineOptions().loop_options(), owl.Params(owl_m=owl_m))
+        engine = EngineOptions()
+        batches = calibration_batches(rows, None, engine.batch_size)
+        shares = owl.outlier_ratios(model, batches, engine.loop_options(), owl.Params(owl_m=owl_m))
     finally:
         model.train(was_training)
     return OutlierStats(ratios, shares)
@@ -71,14 +72,9 @@ def outlier_table(
     """Both statistics per block of the model at `model_path`, on `nsamples` windows per language."""
     import pandas as pd  # noqa: PLC0415 (the statistics themselves need no pandas)
 
-    from mlsweep.data.calibration import build_calibration  # noqa: PLC0415 (sources load lazily)
-    from mlsweep.data.sources import SourceSpec, make_source  # noqa: PLC0415
-    from mlsweep.modeling import load_model  # noqa: PLC0415
+    from mlsweep.analysis.probe import model_and_calibration  # noqa: PLC0415 (sources load lazily)
 
-    model, tok = load_model(model_path, "float32", torch.device("cpu"))
-    source = make_source(SourceSpec(name=source_name))
-    docs = {lang: source.documents(lang, split) for lang in languages}
-    calib = build_calibration(tok, docs, {lang: nsamples for lang in languages}, seqlen, seed)
+    model, calib = model_and_calibration(model_path, source_name, split, languages, nsamples, seqlen, seed)
     stats = outlier_stats(model, calib.input_ids)
     return pd.DataFrame(
         {"feature_ratio": stats.feature_ratio, "owl_share_pct": stats.owl_share},

@@ -8,9 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from mlsweep.data.calibration import build_calibration
-from mlsweep.data.sources import SourceSpec, make_source
-from mlsweep.modeling import load_model
+from mlsweep.analysis.probe import model_and_calibration
 from mlsweep.prune.capture import block_input_norms, calibration_batches
 
 
@@ -25,8 +23,5 @@ def language_similarity(norms: dict[str, torch.Tensor]) -> pd.DataFrame:
 def similarity(
     model_path: str, source_name: str, split: str, languages: list[str], nsamples: int, seqlen: int, seed: int
 ) -> pd.DataFrame:
-    model, tok = load_model(model_path, "float32", torch.device("cpu"))
-    source = make_source(SourceSpec(name=source_name))
-    docs = {lang: source.documents(lang, split) for lang in languages}
-    calib = build_calibration(tok, docs, {lang: nsamples for lang in languages}, seqlen, seed)
+    model, calib = model_and_calibration(model_path, source_name, split, languages, nsamples, seqlen, seed)
     return language_similarity(block_input_norms(model, calibration_batches(calib.input_ids, calib.languages, 8)))
