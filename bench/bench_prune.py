@@ -478,15 +478,11 @@ def main() -> int:
     print_stream(stream)
     print(f"total benchmark time {time.perf_counter() - tic:.0f} s")
     busy = [f"{m}/{r['impl']}" for m, (rows, _) in results.items() for r in rows if r["others_load"] >= QUIET_THRESHOLD]
-    if busy:
-        print(
-            f"WARNING: other processes used >= {QUIET_THRESHOLD:.0%} of the cores during {', '.join(busy)}; "
-            "with 2 torch threads on 2 shared cores that slows runs unevenly (up to 33x seen): "
-            "treat those wall times and speedups as unreliable and re-run on a quiet machine"
-        )
-    for f in failures:
-        print(f"FAIL {f}", file=sys.stderr)
-    return 1 if failures else 0
+    consequence = (
+        "with 2 torch threads on 2 shared cores that slows runs unevenly (up to 33x seen): "
+        "treat those wall times and speedups as unreliable and re-run on a quiet machine"
+    )
+    return quiet.finish(busy, QUIET_THRESHOLD, consequence, failures)
 
 
 if __name__ == "__main__":

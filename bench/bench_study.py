@@ -439,14 +439,8 @@ def main() -> int:
     print_stages([a, *bs, c])
     print(f"total benchmark time {time.perf_counter() - tic:.0f} s")
     busy = [w.name for w in (a, *bs, c) if not w.unavailable and w.others >= QUIET_THRESHOLD]
-    if busy:
-        print(
-            f"WARNING: other processes used >= {QUIET_THRESHOLD:.0%} of the cores during {'; '.join(busy)}: "
-            "on 2 shared cores that inflates wall and CPU seconds unevenly; re-run on a quiet machine"
-        )
-    for f in failures:
-        print(f"FAIL {f}", file=sys.stderr)
-    return 1 if failures else 0
+    consequence = "on 2 shared cores that inflates wall and CPU seconds unevenly; re-run on a quiet machine"
+    return quiet.finish(busy, QUIET_THRESHOLD, consequence, failures)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import resource
+import sys
 import time
 
 
@@ -51,3 +52,12 @@ def wait_for_quiet(max_wait_s: float, threshold: float, probe_s: float = 0.5) ->
         time.sleep(probe_s)
         if probe.stop() < threshold:
             return
+
+
+def finish(busy: list[str], threshold: float, consequence: str, failures: list[str]) -> int:
+    """A benchmark's last lines: which measurements ran beside a busy machine, then its FAILs; the exit code."""
+    if busy:
+        print(f"WARNING: other processes used >= {threshold:.0%} of the cores during {'; '.join(busy)}: {consequence}")
+    for f in failures:
+        print(f"FAIL {f}", file=sys.stderr)
+    return 1 if failures else 0
